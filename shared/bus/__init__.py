@@ -1,0 +1,20 @@
+"""The bus: JetStream client, consumer loop, ack policy, projection runner, in-memory fake."""
+
+from .core import (
+    Bus,
+    BusNames,
+    ConsumerPolicy,
+    Delivered,
+    Poison,
+    Retry,
+    StreamSettings,
+    WrongSequence,
+    subject_matches,
+)
+from .jetstream import CAUGHT_UP, JetStreamBus, ReadItem, wait_until
+from .projection import Projection
+
+__all__ = [
+    "Bus", "BusNames", "ConsumerPolicy", "Delivered", "Poison", "Retry", "StreamSettings", "WrongSequence",
+    "subject_matches", "CAUGHT_UP", "JetStreamBus", "ReadItem", "wait_until", "Projection",
+]

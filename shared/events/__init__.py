@@ -1,0 +1,30 @@
+"""Event contracts: the envelope, every event as a frozen msgspec Struct, subjects, encode/decode."""
+
+from .base import SCHEMA_VERSION, Event, bytes_float32, float32_bytes, new_event_id, utcnow
+from .commands import JOBS, Command
+from .decision import (
+    DecisionApproved,
+    DecisionPartPosted,
+    DecisionPosted,
+    DecisionPostFailed,
+    DecisionPostSkipped,
+    DecisionPostStarted,
+    DecisionQueued,
+    DecisionRejected,
+    DecisionRescheduled,
+    DecisionSkipped,
+)
+from .llm import FAILURE_REASONS, LlmCallCompleted, LlmCallFailed
+from .model import ArmState, ModelUpdated, PredictorState, SlotState
+from .ops import FlagChanged, JobCompleted
+from .outcome import OutcomeCollectionFailed, OutcomeRecorded
+from .registry import EVENT_TYPES, TYPE_NAMES, AnyEvent, DecodeError, decode, decode_command, encode, subject_of
+
+__all__ = [
+    "SCHEMA_VERSION", "Event", "bytes_float32", "float32_bytes", "new_event_id", "utcnow", "JOBS", "Command",
+    "DecisionApproved", "DecisionPartPosted", "DecisionPosted", "DecisionPostFailed", "DecisionPostSkipped",
+    "DecisionPostStarted", "DecisionQueued", "DecisionRejected", "DecisionRescheduled", "DecisionSkipped",
+    "FAILURE_REASONS", "LlmCallCompleted", "LlmCallFailed", "ArmState", "ModelUpdated", "PredictorState",
+    "SlotState", "FlagChanged", "JobCompleted", "OutcomeCollectionFailed", "OutcomeRecorded", "EVENT_TYPES",
+    "TYPE_NAMES", "AnyEvent", "DecodeError", "decode", "decode_command", "encode", "subject_of",
+]

@@ -1,0 +1,35 @@
+# xbot — the two commands: `make up` and `make test`.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+
+.PHONY: up test lint bench install clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## make up: embedded NATS + PostgreSQL + every service, shadow mode, until Ctrl-C
+up: install
+	$(BIN)/xbot up
+
+## make test: the whole suite, unit to e2e, against real servers the harness starts
+test: install
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+lint: install
+	$(BIN)/ruff check shared services tests bench
+	$(BIN)/mypy
+
+bench: install
+	$(BIN)/xbot bench
+
+clean:
+	rm -rf $(VENV) .xbot

@@ -1,0 +1,176 @@
+"""What every bus implementation shares: names, settings, the delivered message, the failure policy."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ..events import Event
+from ..events.subjects import (
+    CMD_PREFIX,
+    DLQ_PREFIX,
+    EVT_PREFIX,
+)
+
+
+@dataclass(frozen=True)
+class BusNames:
+    """Stream, subject and bucket names. ``namespace`` lets test runs share one server without sharing data."""
+
+    namespace: str = "xbot"
+
+    @property
+    def _up(self) -> str:
+        return self.namespace.upper().replace("-", "_")
+
+    @property
+    def events_stream(self) -> str:
+        return f"{self._up}_EVENTS"
+
+    @property
+    def commands_stream(self) -> str:
+        return f"{self._up}_COMMANDS"
+
+    @property
+    def dlq_stream(self) -> str:
+        return f"{self._up}_DLQ"
+
+    @property
+    def evt_prefix(self) -> str:
+        return EVT_PREFIX.replace("xbot", self.namespace, 1)
+
+    @property
+    def cmd_prefix(self) -> str:
+        return CMD_PREFIX.replace("xbot", self.namespace, 1)
+
+    @property
+    def dlq_prefix(self) -> str:
+        return DLQ_PREFIX.replace("xbot", self.namespace, 1)
+
+    def bucket(self, base: str) -> str:
+        """KV bucket names: ``flags`` -> ``xbot_flags``."""
+        return f"{self.namespace}_{base}".replace("-", "_")
+
+
+@dataclass(frozen=True)
+class StreamSettings:
+    replicas: int = 1
+    max_age_days: float = 0  # 0 = keep forever (the log is the truth)
+    duplicate_window_s: float = 600.0
+    commands_max_age_s: float = 3600.0
+    max_msg_size: int = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ConsumerPolicy:
+    """How a durable consumer treats failures (explicit, per DESIGN.md)."""
+
+    batch: int = 100
+    concurrency: int = 1
+    max_deliver: int = 5
+    ack_wait_s: float = 30.0
+    retry_base_delay_s: float = 0.5
+    retry_max_delay_s: float = 30.0
+    fetch_timeout_s: float = 1.0
+    in_progress_every_s: float = 10.0
+
+
+class Retry(Exception):
+    """A transient failure: nak with a delay; redelivered until ``max_deliver``, then dead-lettered."""
+
+    def __init__(self, reason: str, delay_s: float | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.delay_s = delay_s
+
+
+class Poison(Exception):
+    """The message can never be handled: term it and dead-letter it with the reason."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+class WrongSequence(Exception):
+    """Optimistic concurrency: the aggregate moved on since the sequence we expected (the loser of a race)."""
+
+
+@dataclass
+class Delivered:
+    """One message handed to a handler."""
+
+    subject: str
+    seq: int
+    data: bytes
+    num_delivered: int = 1
+    headers: dict[str, str] = field(default_factory=dict)
+    event: Any = None  # the decoded Event or Command
+    _in_progress: Callable[[], Awaitable[None]] | None = None
+
+    async def in_progress(self) -> None:
+        """Tell the server we are still working (long handlers), so it does not redeliver."""
+        if self._in_progress is not None:
+            await self._in_progress()
+
+
+Handler = Callable[[Delivered], Awaitable[None]]
+Decoder = Callable[[bytes], Any]
+
+
+def retry_delay(policy: ConsumerPolicy, num_delivered: int, hint: float | None) -> float:
+    if hint is not None:
+        return max(0.0, hint)
+    return min(policy.retry_max_delay_s, policy.retry_base_delay_s * (2 ** max(0, num_delivered - 1)))
+
+
+def subject_matches(pattern: str, subject: str) -> bool:
+    """NATS subject matching with ``*`` and ``>``."""
+    p, s = pattern.split("."), subject.split(".")
+    for i, tok in enumerate(p):
+        if tok == ">":
+            return len(s) > i
+        if i >= len(s) or tok != "*" and tok != s[i]:
+            return False
+    return len(p) == len(s)
+
+
+class ConsumerHandle(Protocol):
+    async def stop(self) -> None: ...
+
+    @property
+    def processed(self) -> int: ...
+
+
+class Bus(Protocol):
+    names: BusNames
+
+    async def ensure(self) -> None: ...
+    async def publish(
+        self, event: Event, *, expected_last_subject_seq: int | None = None, expected_subject: str | None = None
+    ) -> int: ...
+    async def publish_many(self, events: list[Event]) -> list[int]: ...
+    async def publish_command(self, command: Any, *, msg_id: str | None = None) -> int: ...
+    async def publish_raw(self, subject: str, data: bytes, headers: dict[str, str] | None = None) -> int: ...
+    async def consume(
+        self, durable: str, filter_subject: str, handler: Handler, *, stream: str = "events",
+        policy: ConsumerPolicy | None = None, decoder: Decoder | None = None,
+    ) -> ConsumerHandle: ...
+    def read(
+        self, filter_subject: str | None = None, *, from_seq: int = 1, names: frozenset[str] | None = None,
+        follow: bool = False,
+    ) -> Any: ...
+    async def last_seq(self, filter_subject: str | None = None) -> int: ...
+    async def close(self) -> None: ...
+
+
+async def cancel_quietly(task: asyncio.Task[Any] | None) -> None:
+    if task is None or task.done():
+        return
+    task.cancel()
+    try:
+        await task
+    except (asyncio.CancelledError, Exception):
+        pass

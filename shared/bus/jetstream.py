@@ -1,0 +1,472 @@
+"""The JetStream bus: streams, KV, idempotent publish, the durable consumer loop, ordered replay."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import nats
+import structlog
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js import api
+from nats.js.errors import BadRequestError, NotFoundError
+
+from ..events import Event, decode, encode, subject_of
+from ..events.commands import Command
+from ..events.subjects import command_subject, dlq_subject
+from .core import (
+    BusNames,
+    ConsumerPolicy,
+    Decoder,
+    Delivered,
+    Handler,
+    Poison,
+    Retry,
+    StreamSettings,
+    WrongSequence,
+    cancel_quietly,
+    retry_delay,
+)
+
+log = structlog.get_logger("bus")
+
+WRONG_LAST_SEQUENCE = 10071
+
+
+@dataclass
+class ReadItem:
+    """One message from an ordered read; ``caught_up`` marks the moment the reader reached the end of the log."""
+
+    seq: int
+    subject: str
+    data: bytes
+    event: Event | None = None
+    error: str | None = None
+    caught_up: bool = False
+
+
+CAUGHT_UP = ReadItem(0, "", b"", caught_up=True)
+
+
+def _type_of_subject(subject: str) -> str:
+    toks = subject.split(".")
+    return f"{toks[2]}.{toks[-1]}" if len(toks) >= 5 else ""
+
+
+class JetStreamBus:
+    def __init__(self, nc: nats.NATS, names: BusNames, settings: StreamSettings, max_in_flight: int = 1000):
+        self.nc = nc
+        self.js = nc.jetstream(publish_async_max_pending=max_in_flight)
+        self.names = names
+        self.settings = settings
+        self._max_in_flight = max_in_flight
+
+    # --- connection -------------------------------------------------------------------------------------------
+    @classmethod
+    async def connect(
+        cls,
+        url: str,
+        *,
+        names: BusNames | None = None,
+        settings: StreamSettings | None = None,
+        name: str = "xbot",
+        connect_timeout: float = 5.0,
+    ) -> JetStreamBus:
+        async def on_disconnect() -> None:
+            log.warning("nats disconnected", url=url)
+
+        async def on_reconnect() -> None:
+            log.info("nats reconnected", url=url)
+
+        async def on_error(exc: Exception) -> None:
+            log.warning("nats error", error=str(exc))
+
+        nc = await nats.connect(
+            servers=[u.strip() for u in url.split(",")],
+            name=name,
+            connect_timeout=connect_timeout,
+            allow_reconnect=True,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.5,
+            disconnected_cb=on_disconnect,
+            reconnected_cb=on_reconnect,
+            error_cb=on_error,
+        )
+        return cls(nc, names or BusNames(), settings or StreamSettings())
+
+    @property
+    def connected(self) -> bool:
+        return self.nc.is_connected
+
+    async def close(self) -> None:
+        if not self.nc.is_closed:
+            with contextlib.suppress(Exception):
+                await self.nc.drain()
+            with contextlib.suppress(Exception):
+                await self.nc.close()
+
+    # --- streams and buckets (idempotent) ---------------------------------------------------------------------
+    async def ensure(self) -> None:
+        s, n = self.settings, self.names
+        configs = [
+            api.StreamConfig(
+                name=n.events_stream,
+                subjects=[f"{n.evt_prefix}.>"],
+                retention=api.RetentionPolicy.LIMITS,
+                storage=api.StorageType.FILE,
+                num_replicas=s.replicas,
+                max_age=s.max_age_days * 86400 if s.max_age_days else 0,
+                duplicate_window=s.duplicate_window_s,
+                max_msg_size=s.max_msg_size,
+                allow_direct=True,
+            ),
+            api.StreamConfig(
+                name=n.commands_stream,
+                subjects=[f"{n.cmd_prefix}.>"],
+                retention=api.RetentionPolicy.WORK_QUEUE,
+                storage=api.StorageType.FILE,
+                num_replicas=s.replicas,
+                max_age=s.commands_max_age_s,
+                duplicate_window=min(s.duplicate_window_s, s.commands_max_age_s),
+                max_msg_size=s.max_msg_size,
+            ),
+            api.StreamConfig(
+                name=n.dlq_stream,
+                subjects=[f"{n.dlq_prefix}.>"],
+                retention=api.RetentionPolicy.LIMITS,
+                storage=api.StorageType.FILE,
+                num_replicas=s.replicas,
+                max_age=30 * 86400,
+                duplicate_window=s.duplicate_window_s,
+            ),
+        ]
+        for cfg in configs:
+            try:
+                await self.js.stream_info(cfg.name)
+                await self.js.update_stream(cfg)
+            except NotFoundError:
+                await self.js.add_stream(cfg)
+        for base in ("flags", "budget"):
+            await self.kv(base)
+        await self.object_store_bucket()
+
+    async def kv(self, base: str) -> Any:
+        bucket = self.names.bucket(base)
+        try:
+            return await self.js.key_value(bucket)
+        except Exception:
+            return await self.js.create_key_value(
+                api.KeyValueConfig(bucket=bucket, history=5, replicas=self.settings.replicas, storage=api.StorageType.FILE)
+            )
+
+    async def object_store_bucket(self) -> Any:
+        bucket = self.names.bucket("snapshots")
+        try:
+            return await self.js.object_store(bucket)
+        except Exception:
+            return await self.js.create_object_store(
+                bucket, api.ObjectStoreConfig(bucket=bucket, replicas=self.settings.replicas, storage=api.StorageType.FILE)
+            )
+
+    # --- publishing -------------------------------------------------------------------------------------------
+    def subject(self, event: Event) -> str:
+        return subject_of(event, prefix=self.names.evt_prefix)
+
+    async def publish(
+        self,
+        event: Event,
+        *,
+        expected_last_subject_seq: int | None = None,
+        expected_subject: str | None = None,
+    ) -> int:
+        """Publish one event with ``Nats-Msg-Id`` = event id. With ``expected_last_subject_seq`` the server
+        refuses the write (``WrongSequence``) unless the last message on ``expected_subject`` (a wildcard over the
+        aggregate's subjects) has exactly that sequence."""
+        headers = {"Nats-Msg-Id": event.event_id}
+        if expected_last_subject_seq is not None:
+            headers["Nats-Expected-Last-Subject-Sequence"] = str(expected_last_subject_seq)
+            if expected_subject:
+                headers["Nats-Expected-Last-Subject-Sequence-Subject"] = expected_subject
+        try:
+            ack = await self.js.publish(self.subject(event), encode(event), headers=headers, timeout=10)
+        except BadRequestError as exc:
+            if getattr(exc, "err_code", None) == WRONG_LAST_SEQUENCE:
+                raise WrongSequence(str(exc)) from exc
+            raise
+        return ack.seq
+
+    async def publish_many(self, events: list[Event]) -> list[int]:
+        """Many events without awaiting each: ``publish_async`` with a bounded number in flight."""
+        futures = []
+        for ev in events:
+            fut = await self.js.publish_async(
+                self.subject(ev), encode(ev), headers={"Nats-Msg-Id": ev.event_id}, wait_stall=30
+            )
+            futures.append(fut)
+        acks = await asyncio.gather(*futures)
+        return [a.seq for a in acks]
+
+    async def publish_command(self, command: Command, *, msg_id: str | None = None) -> int:
+        """A job request. Periodic runs pass ``msg_id=<job>:<slot>`` so N replicas produce one run per slot."""
+        ack = await self.js.publish(
+            command_subject(command.job, prefix=self.names.cmd_prefix),
+            encode(command),
+            headers={"Nats-Msg-Id": msg_id or command.run_id},
+            timeout=10,
+        )
+        return 0 if ack.duplicate else ack.seq
+
+    async def publish_raw(self, subject: str, data: bytes, headers: dict[str, str] | None = None) -> int:
+        ack = await self.js.publish(subject, data, headers=headers or None, timeout=10)
+        return ack.seq
+
+    async def dead_letter(
+        self, consumer: str, subject: str, seq: int, data: bytes, error: str, num_delivered: int = 1
+    ) -> None:
+        headers = {
+            "Nats-Msg-Id": f"dlq:{consumer}:{subject}:{seq}",
+            "Xbot-Consumer": consumer,
+            "Xbot-Error": error[:2000].replace("\r", " ").replace("\n", " "),
+            "Xbot-Original-Subject": subject,
+            "Xbot-Original-Seq": str(seq),
+            "Xbot-Deliveries": str(num_delivered),
+        }
+        await self.js.publish(dlq_subject(consumer, prefix=self.names.dlq_prefix), data, headers=headers, timeout=10)
+        log.error("dead-lettered", consumer=consumer, subject=subject, seq=seq, error=error)
+
+    # --- reading ------------------------------------------------------------------------------------------------
+    async def last_seq(self, filter_subject: str | None = None) -> int:
+        info = await self.js.stream_info(self.names.events_stream)
+        if filter_subject is None:
+            return info.state.last_seq
+        try:
+            msg = await self.js.get_last_msg(self.names.events_stream, filter_subject)
+            return msg.seq or 0
+        except NotFoundError:
+            return 0
+
+    async def aggregate_history(self, aggregate: str, aggregate_id: str) -> list[ReadItem]:
+        """Every event of one aggregate (e.g. one decision's timeline), in order."""
+        items = []
+        async for item in self.read(f"{self.names.evt_prefix}.{aggregate}.{aggregate_id}.*"):
+            items.append(item)
+        return items
+
+    async def read(
+        self,
+        filter_subject: str | None = None,
+        *,
+        from_seq: int = 1,
+        names: frozenset[str] | None = None,
+        follow: bool = False,
+        since: Any = None,
+        decode_events: bool = True,
+    ) -> AsyncIterator[ReadItem]:
+        """Ordered read of the event stream from ``from_seq`` (or time ``since``). Without ``follow`` it stops once
+        caught up; with ``follow`` it yields ``CAUGHT_UP`` once and goes on with live events. ``names`` restricts
+        decoding to those event types (decided from the subject, so other events cost nothing)."""
+        subject = filter_subject or f"{self.names.evt_prefix}.>"
+        if since is not None:
+            cfg = api.ConsumerConfig(deliver_policy=api.DeliverPolicy.BY_START_TIME, opt_start_time=since)
+            policy = api.DeliverPolicy.BY_START_TIME
+        else:
+            cfg = api.ConsumerConfig(opt_start_seq=max(1, from_seq))
+            policy = api.DeliverPolicy.BY_START_SEQUENCE
+        sub = await self.js.subscribe(
+            subject,
+            stream=self.names.events_stream,
+            ordered_consumer=True,
+            deliver_policy=policy,
+            config=cfg,
+            pending_msgs_limit=200_000,
+            pending_bytes_limit=512 * 1024 * 1024,
+        )
+        try:
+            info = await sub.consumer_info()
+            pending = info.num_pending
+            caught_up = pending == 0
+            if caught_up:
+                yield CAUGHT_UP
+                if not follow:
+                    return
+            while True:
+                try:
+                    msg = await sub.next_msg(timeout=1.0 if not caught_up else 3600)
+                except NatsTimeoutError:
+                    if not caught_up:
+                        info = await sub.consumer_info()
+                        if info.num_pending == 0 and sub.pending_msgs == 0:
+                            caught_up = True
+                            yield CAUGHT_UP
+                            if not follow:
+                                return
+                    continue
+                md = msg.metadata
+                item = ReadItem(md.sequence.stream, msg.subject, msg.data)
+                if decode_events and (names is None or _type_of_subject(msg.subject) in names):
+                    try:
+                        item.event = decode(msg.data)
+                    except Exception as exc:  # malformed: the reader decides (projections dead-letter it)
+                        item.error = f"{type(exc).__name__}: {exc}"
+                yield item
+                if not caught_up and md.num_pending == 0:
+                    caught_up = True
+                    yield CAUGHT_UP
+                    if not follow:
+                        return
+        finally:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+
+    # --- the durable consumer loop ------------------------------------------------------------------------------
+    async def consume(
+        self,
+        durable: str,
+        filter_subject: str,
+        handler: Handler,
+        *,
+        stream: str = "events",
+        policy: ConsumerPolicy | None = None,
+        decoder: Decoder | None = None,
+    ) -> JetStreamConsumer:
+        pol = policy or ConsumerPolicy()
+        stream_name = self.names.events_stream if stream == "events" else self.names.commands_stream
+        cfg = api.ConsumerConfig(
+            durable_name=durable,
+            ack_policy=api.AckPolicy.EXPLICIT,
+            ack_wait=pol.ack_wait_s,
+            max_deliver=pol.max_deliver,
+            filter_subject=filter_subject,
+            max_ack_pending=max(pol.batch * 2, pol.concurrency * 2, 10),
+            deliver_policy=api.DeliverPolicy.ALL,
+        )
+        psub = await self.js.pull_subscribe(filter_subject, durable=durable, stream=stream_name, config=cfg)
+        dec = decoder or (decode if stream == "events" else _decode_command)
+        consumer = JetStreamConsumer(self, durable, psub, handler, pol, dec)
+        consumer.start()
+        return consumer
+
+
+def _decode_command(data: bytes) -> Command:
+    from ..events import decode_command
+
+    return decode_command(data)
+
+
+class JetStreamConsumer:
+    """Batch fetch, bounded concurrency, the ack policy, dead letters, ``in_progress`` and drain."""
+
+    def __init__(self, bus: JetStreamBus, name: str, psub: Any, handler: Handler, policy: ConsumerPolicy, decoder: Decoder):
+        self.bus, self.name, self.psub, self.handler, self.policy, self.decoder = bus, name, psub, handler, policy, decoder
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+        self._sem = asyncio.Semaphore(policy.concurrency)
+        self._inflight: set[asyncio.Task[None]] = set()
+        self.processed = 0
+        self.dead_lettered = 0
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"consumer:{self.name}")
+
+    async def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                msgs = await self.psub.fetch(self.policy.batch, timeout=self.policy.fetch_timeout_s)
+            except (NatsTimeoutError, asyncio.TimeoutError):
+                continue
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # disconnected: the client reconnects on its own
+                log.warning("fetch failed", consumer=self.name, error=str(exc))
+                await asyncio.sleep(0.5)
+                continue
+            for msg in msgs:
+                if self._stopping.is_set():
+                    # drain: leave the rest unacked, the server redelivers them to the next consumer
+                    break
+                await self._sem.acquire()
+                t = asyncio.create_task(self._handle(msg))
+                self._inflight.add(t)
+                t.add_done_callback(self._inflight.discard)
+            if self.policy.concurrency == 1 and self._inflight:
+                await asyncio.gather(*list(self._inflight), return_exceptions=True)
+
+    async def _handle(self, msg: Any) -> None:
+        try:
+            md = msg.metadata
+            d = Delivered(
+                subject=msg.subject,
+                seq=md.sequence.stream,
+                data=msg.data,
+                num_delivered=md.num_delivered,
+                headers=dict(msg.headers or {}),
+                _in_progress=msg.in_progress,
+            )
+            try:
+                d.event = self.decoder(msg.data)
+            except Exception as exc:
+                await self._poison(msg, d, f"decode: {type(exc).__name__}: {exc}")
+                return
+            keepalive = asyncio.create_task(self._keepalive(msg))
+            try:
+                await self.handler(d)
+            except Poison as exc:
+                await self._poison(msg, d, f"poison: {exc.reason}")
+                return
+            except Retry as exc:
+                await self._retry(msg, d, f"retry: {exc.reason}", exc.delay_s)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.exception("handler failed", consumer=self.name, seq=d.seq, deliveries=d.num_delivered)
+                await self._retry(msg, d, f"{type(exc).__name__}: {exc}", None)
+                return
+            finally:
+                await cancel_quietly(keepalive)
+            await msg.ack()
+            self.processed += 1
+        except Exception:
+            log.exception("consumer ack path failed", consumer=self.name)
+        finally:
+            self._sem.release()
+
+    async def _keepalive(self, msg: Any) -> None:
+        while True:
+            await asyncio.sleep(self.policy.in_progress_every_s)
+            with contextlib.suppress(Exception):
+                await msg.in_progress()
+
+    async def _retry(self, msg: Any, d: Delivered, error: str, delay: float | None) -> None:
+        if d.num_delivered >= self.policy.max_deliver:
+            await self._poison(msg, d, f"max_deliver ({self.policy.max_deliver}) reached: {error}")
+            return
+        await msg.nak(delay=retry_delay(self.policy, d.num_delivered, delay))
+
+    async def _poison(self, msg: Any, d: Delivered, error: str) -> None:
+        await self.bus.dead_letter(self.name, d.subject, d.seq, d.data, error, d.num_delivered)
+        self.dead_lettered += 1
+        await msg.term()
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Drain: stop fetching, let handlers in flight finish (bounded), then stop."""
+        self._stopping.set()
+        if self._inflight:
+            await asyncio.wait(list(self._inflight), timeout=timeout)
+        await cancel_quietly(self._task)
+        with contextlib.suppress(Exception):
+            await self.psub.unsubscribe()
+
+
+async def wait_until(predicate: Any, timeout: float = 10.0, interval: float = 0.02) -> bool:
+    """Bounded polling helper for tests and start-up."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        await asyncio.sleep(interval)
+    return bool(predicate())

