@@ -167,10 +167,8 @@ def test_over_length_part_is_a_hard_block_even_at_min_score_zero():
 def test_worst_defect_is_named_hard_first_then_largest_loss():
     r = q("As an AI, here is [insert topic] for you and")
     assert r.reason == "placeholder"
-    assert r.details["defects"][:2] == ["placeholder", "truncated"] or r.details["defects"][:2] == [
-        "placeholder",
-        "banned_phrase",
-    ]
+    assert r.details["defects"][0] == "placeholder"
+    assert {"banned_phrase", "truncated"} <= set(r.details["defects"])
     soft = q("Remote teams did fine. As an AI I say so. #a #b #c")
     assert soft.reason == "banned_phrase"
     assert soft.details["defects"] == ["banned_phrase", "no_hook", "hashtag_spam"]
