@@ -95,7 +95,7 @@ class RotationWindow:
         angles: Counter[str] = Counter()
         n = 0
         for e in self._entries.values():
-            if e.at >= cutoff and e.at <= now and e.status in COUNTED_STATUSES:
+            if e.at >= cutoff and e.status in COUNTED_STATUSES:
                 n += 1
                 topics[_key(e.topic)] += 1
                 angles[_key(e.angle)] += 1

@@ -106,12 +106,10 @@ class UniquenessIndex:
     def add(self, decision_id: str, embedding: Any, content_hash: str, at: datetime) -> None:
         """Index a queued/posted decision; adding the same id again replaces its row (idempotent)."""
         vec = as_unit_vector(embedding, self.dim)
-        matrix = self._ensure_matrix(vec.size)
+        self._ensure_matrix(vec.size)
         row = self._row.get(decision_id)
         if row is None:
             self._grow(len(self._ids) + 1)
-            matrix = self._matrix  # may have been reallocated
-            assert matrix is not None
             row = len(self._ids)
             self._ids.append(decision_id)
             self._hashes.append(content_hash)
@@ -119,6 +117,8 @@ class UniquenessIndex:
         else:
             self._unlink_hash(decision_id, self._hashes[row])
             self._hashes[row] = content_hash
+        matrix = self._matrix  # read after _grow, which may reallocate it
+        assert matrix is not None
         matrix[row] = vec
         self._times[row] = at.timestamp()
         self._by_hash.setdefault(content_hash, set()).add(decision_id)

@@ -38,7 +38,10 @@ def test_weights_sum_to_one(decision_type):
         ("How I cut our cloud bill in half without touching the code base at all.", "opener:how"),
         ("3 habits that made me a faster engineer than I was five years ago, honestly.", "number"),
         ("Nobody talks about the cost of context switching for a small engineering team.", "opener:nobody"),
-        ("Microservices are overrated for teams of five, and a monolith will serve you well.", "claim:overrated"),
+        (
+            "Microservices are overrated for teams of five, and a monolith will serve you well.",
+            "claim:overrated",
+        ),
     ],
 )
 def test_hooks_are_recognised(text, kind):
@@ -118,7 +121,14 @@ def test_emoji_spam_is_more_than_three():
 
 @pytest.mark.parametrize(
     "phrase",
-    ["As an AI", "In conclusion", "delving", "game-changer", "Unlock the power", "In today\u2019s fast-paced world"],
+    [
+        "As an AI",
+        "In conclusion",
+        "delving",
+        "game-changer",
+        "Unlock the power",
+        "In today\u2019s fast-paced world",
+    ],
 )
 def test_banned_phrases_block_on_their_own(phrase):
     r = q(f"Why do side projects die? {phrase}, founders build for months before talking to users.")
@@ -129,7 +139,14 @@ def test_banned_phrases_block_on_their_own(phrase):
 
 
 def test_banned_list_covers_the_brief():
-    for p in ("as an ai", "in conclusion", "delve", "game-changer", "unlock the power", "in today's fast-paced world"):
+    for p in (
+        "as an ai",
+        "in conclusion",
+        "delve",
+        "game-changer",
+        "unlock the power",
+        "in today's fast-paced world",
+    ):
         assert p in BANNED_PHRASES
 
 

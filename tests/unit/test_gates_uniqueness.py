@@ -44,7 +44,9 @@ def test_exact_normalised_hash_blocks_with_score_one():
     index, vecs = filled(10)
     index.add("dup", rng_vectors(1, seed=99)[0], content_hash("Ship small, ship often."), NOW)
     draft = rng_vectors(1, seed=123)[0]  # an unrelated embedding: the hash alone catches it
-    r = uniqueness_gate(draft, content_hash("SHIP small -- ship often!! https://t.co/x"), index, threshold=0.85, now=NOW)
+    r = uniqueness_gate(
+        draft, content_hash("SHIP small -- ship often!! https://t.co/x"), index, threshold=0.85, now=NOW
+    )
     assert (r.passed, r.reason, r.score) == (False, "duplicate_hash", 1.0)
     assert r.details["duplicate_of"] == "dup"
 
@@ -104,7 +106,9 @@ def test_removed_decision_no_longer_blocks_and_moved_rows_stay_correct():
     assert r.passed
     moved = uniqueness_gate(vecs[19], content_hash("other"), index, threshold=0.85, now=NOW)
     assert not moved.passed and moved.details["nearest_decision_id"] == "d19"
-    dup = uniqueness_gate(rng_vectors(1, seed=1)[0], content_hash("decision number 19"), index, threshold=0.85, now=NOW)
+    dup = uniqueness_gate(
+        rng_vectors(1, seed=1)[0], content_hash("decision number 19"), index, threshold=0.85, now=NOW
+    )
     assert dup.reason == "duplicate_hash" and dup.details["duplicate_of"] == "d19"
 
 
@@ -144,7 +148,9 @@ def test_adding_the_same_decision_twice_replaces_it():
 
 def test_excluded_ids_are_not_compared():
     index, vecs = filled(5)
-    r = uniqueness_gate(vecs[2], content_hash("decision number 2"), index, threshold=0.85, now=NOW, exclude=["d2"])
+    r = uniqueness_gate(
+        vecs[2], content_hash("decision number 2"), index, threshold=0.85, now=NOW, exclude=["d2"]
+    )
     assert r.passed and r.details["compared"] == 4
 
 
@@ -195,7 +201,9 @@ def test_100k_by_256_window_finds_the_planted_near_duplicate():
         if start <= target < start + chunk:
             target_vec = block[target - start].copy()
         ids = [f"d{i}" for i in range(start, start + chunk)]
-        index.add_many(ids, block, [f"h{i}" for i in range(start, start + chunk)], [NOW - timedelta(days=1)] * chunk)
+        index.add_many(
+            ids, block, [f"h{i}" for i in range(start, start + chunk)], [NOW - timedelta(days=1)] * chunk
+        )
     assert len(index) == n and index.capacity == 131_072
     assert target_vec is not None
     draft = unit(target_vec) + 0.1 * unit(rng.standard_normal(dim, dtype=np.float32))
@@ -203,5 +211,7 @@ def test_100k_by_256_window_finds_the_planted_near_duplicate():
     assert not r.passed and r.reason == "too_similar"
     assert r.details["nearest_decision_id"] == f"d{target}" and r.details["compared"] == n
     assert r.score > 0.98
-    fresh = uniqueness_gate(rng.standard_normal(dim, dtype=np.float32), "h99999", index, threshold=0.85, now=NOW)
+    fresh = uniqueness_gate(
+        rng.standard_normal(dim, dtype=np.float32), "h99999", index, threshold=0.85, now=NOW
+    )
     assert fresh.reason == "duplicate_hash" and fresh.details["duplicate_of"] == "d99999"
