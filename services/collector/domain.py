@@ -1,0 +1,221 @@
+"""The collector's pure core: which posted decisions are still owed an outcome, and the events that settle them.
+
+State is a projection of the log (``decision.posted``, ``outcome.recorded``, ``outcome.collection_failed``);
+nothing here does I/O. A decision posted at ``t`` is owed an outcome at each horizon ``h`` of
+``COLLECT_HORIZONS_HOURS`` once ``t + h`` has come. A horizon is settled by an ``outcome.recorded`` (event id
+``outcome:<decision_id>:<h>``, so a retried run cannot record it twice), by a final
+``outcome.collection_failed`` (the page was not ours, or ``COLLECT_MAX_ATTEMPTS`` reads failed), or is
+*missed* when a larger horizon has already come before it was collected: counts read at +30 h are not the
++1 h counts, so we say so (a final failure with reason ``missed_window``) instead of labelling them +1 h.
+
+**Engagement rate** (the one formula, ``shared.learning.metrics.engagement_rate``):
+``er_calculated = (likes + retweets + replies + bookmarks + quotes) / impressions``; ``None`` when
+impressions is 0 (a rate of nothing is unknown, not zero and not a division error).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import msgspec
+
+from shared.events import DecisionPosted, OutcomeCollectionFailed, OutcomeRecorded
+from shared.learning.metrics import ENGAGEMENT_FIELDS, engagement_rate
+
+MISSED_WINDOW = "missed_window"
+
+
+class PostedInfo(msgspec.Struct, frozen=True, kw_only=True):
+    decision_id: str
+    tweet_id: str
+    posted_at: datetime
+    decision_type: str
+    bandit_arm: str
+    timing_arm: str | None
+    simulated: bool
+
+    @property
+    def hour(self) -> int:
+        """The UTC hour the post went out (the hour the audience saw it)."""
+        return self.posted_at.hour
+
+
+class FailureInfo(msgspec.Struct, frozen=True, kw_only=True):
+    attempts: int
+    final: bool
+    reason: str
+
+
+class Due(msgspec.Struct, frozen=True, kw_only=True):
+    """One horizon of one posted decision whose time has come and that is still unsettled."""
+
+    posted: PostedInfo
+    horizon_hours: int
+    attempt: int  # the attempt this read will be (1-based)
+    missed: bool = False  # a larger horizon has already come: record a final missed_window failure
+
+
+@dataclass
+class CollectorState:
+    posted: dict[str, PostedInfo] = field(default_factory=dict)
+    recorded: set[tuple[str, int]] = field(default_factory=set)
+    failures: dict[tuple[str, int], FailureInfo] = field(default_factory=dict)
+    events_applied: int = 0
+
+    def settled(self, decision_id: str, horizon: int) -> bool:
+        if (decision_id, horizon) in self.recorded:
+            return True
+        f = self.failures.get((decision_id, horizon))
+        return f is not None and f.final
+
+
+INTERESTED = frozenset({"decision.posted", "outcome.recorded", "outcome.collection_failed"})
+
+
+def evolve(state: CollectorState, event: object) -> CollectorState:
+    """Apply one event (in log order). Idempotent: applying an event twice changes nothing the second time."""
+    if isinstance(event, DecisionPosted):
+        state.posted[event.decision_id] = PostedInfo(
+            decision_id=event.decision_id,
+            tweet_id=event.tweet_id,
+            posted_at=event.posted_at,
+            decision_type=event.decision_type,
+            bandit_arm=event.bandit_arm,
+            timing_arm=event.timing_arm,
+            simulated=event.simulated,
+        )
+    elif isinstance(event, OutcomeRecorded):
+        state.recorded.add((event.decision_id, int(event.horizon_hours)))
+    elif isinstance(event, OutcomeCollectionFailed):
+        key = (event.decision_id, int(event.horizon_hours))
+        prev = state.failures.get(key)
+        attempts = max(event.attempt, prev.attempts if prev else 0)
+        final = event.final or (prev.final if prev else False)
+        state.failures[key] = FailureInfo(attempts=attempts, final=final, reason=event.reason)
+    else:
+        return state
+    state.events_applied += 1
+    return state
+
+
+def parse_horizons(text: str) -> tuple[int, ...]:
+    """``"1,24"`` -> ``(1, 24)``: positive whole hours, sorted, unique. Raises ValueError otherwise."""
+    out: set[int] = set()
+    for raw in text.split(","):
+        tok = raw.strip()
+        if not tok:
+            continue
+        if not tok.isdigit() or int(tok) <= 0:
+            raise ValueError(f"horizon {tok!r} is not a positive whole number of hours")
+        out.add(int(tok))
+    if not out:
+        raise ValueError("no horizons given")
+    return tuple(sorted(out))
+
+
+def due_outcomes(
+    state: CollectorState,
+    now: datetime,
+    horizons: Sequence[int],
+    *,
+    simulated: bool,
+    max_attempts: int,
+    limit: int | None = None,
+) -> list[Due]:
+    """Every unsettled horizon whose time has come, of posts whose ``simulated`` flag matches, oldest first.
+
+    Live mode passes ``simulated=False`` (a simulated post has no page on X), shadow mode ``simulated=True``
+    (a real tweet is never given a made-up outcome).
+    """
+    hs = sorted(horizons)
+    out: list[Due] = []
+    for p in sorted(state.posted.values(), key=lambda p: (p.posted_at, p.decision_id)):
+        if p.simulated != simulated:
+            continue
+        age = now - p.posted_at
+        for i, h in enumerate(hs):
+            if age < timedelta(hours=h) or state.settled(p.decision_id, h):
+                continue
+            f = state.failures.get((p.decision_id, h))
+            attempt = (f.attempts if f else 0) + 1
+            if attempt > max_attempts:
+                continue
+            missed = any(age >= timedelta(hours=later) for later in hs[i + 1 :])
+            out.append(Due(posted=p, horizon_hours=h, attempt=attempt, missed=missed))
+    if limit is not None:
+        out = out[:limit]
+    return out
+
+
+def outcome_event_id(decision_id: str, horizon: int) -> str:
+    return f"outcome:{decision_id}:{horizon}"
+
+
+def failure_event_id(decision_id: str, horizon: int, attempt: int) -> str:
+    return f"outcome-failed:{decision_id}:{horizon}:{attempt}"
+
+
+def outcome_recorded(
+    due: Due,
+    metrics: Mapping[str, int],
+    *,
+    simulated: bool,
+    now: datetime,
+    correlation_id: str | None = None,
+) -> OutcomeRecorded:
+    """The ``outcome.recorded`` event of one horizon, with ``er_calculated`` from the one formula."""
+    p = due.posted
+    counts = {k: int(metrics.get(k, 0)) for k in ("impressions", *ENGAGEMENT_FIELDS)}
+    return OutcomeRecorded(
+        event_id=outcome_event_id(p.decision_id, due.horizon_hours),
+        occurred_at=now,
+        correlation_id=correlation_id,
+        decision_id=p.decision_id,
+        tweet_id=p.tweet_id,
+        horizon_hours=due.horizon_hours,
+        er_calculated=engagement_rate(counts),
+        simulated=simulated,
+        collected_at=now,
+        bandit_arm=p.bandit_arm,
+        timing_arm=p.timing_arm,
+        decision_type=p.decision_type,
+        **counts,
+    )
+
+
+def collection_failed(
+    due: Due,
+    reason: str,
+    *,
+    retryable: bool,
+    max_attempts: int,
+    now: datetime,
+    correlation_id: str | None = None,
+) -> OutcomeCollectionFailed:
+    """A failed read: final when it cannot get better (not retryable) or the attempts are used up."""
+    final = (not retryable) or due.attempt >= max_attempts
+    return OutcomeCollectionFailed(
+        event_id=failure_event_id(due.posted.decision_id, due.horizon_hours, due.attempt),
+        occurred_at=now,
+        correlation_id=correlation_id,
+        decision_id=due.posted.decision_id,
+        tweet_id=due.posted.tweet_id,
+        horizon_hours=due.horizon_hours,
+        reason=reason[:500],
+        attempt=due.attempt,
+        final=final,
+    )
+
+
+def missed_window(due: Due, now: datetime, correlation_id: str | None = None) -> OutcomeCollectionFailed:
+    age_h = (now - due.posted.posted_at).total_seconds() / 3600.0
+    return collection_failed(
+        due,
+        f"{MISSED_WINDOW}: +{due.horizon_hours}h not collected before a later horizon came (now +{age_h:.1f}h)",
+        retryable=False,
+        max_attempts=due.attempt,
+        now=now,
+        correlation_id=correlation_id,
+    )
