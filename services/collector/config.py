@@ -10,7 +10,20 @@ from shared.config import CommonSettings
 from .domain import parse_horizons
 
 
-class CollectorSettings(CommonSettings):
+class BrowserSettings(CommonSettings):
+    """Where the browser adapter finds X, Chromium and the session (live mode only)."""
+
+    X_BASE_URL: str = "https://x.com"
+    CHROMIUM_PATH: str = ""  # empty: /usr/bin/chromium when present, else Playwright's own browser
+    X_SESSION_FILE: str = ""  # a Playwright storage_state with auth_token + ct0 (refreshed after each run)
+    X_SESSION_B64: str = ""  # the same, base64, when no file is at hand
+    X_ARTIFACTS_DIR: str = ""  # screenshots + HTML of failed pages; empty: a temp dir
+    X_DWELL_MIN_MS: int = Field(600, ge=0)
+    X_DWELL_MAX_MS: int = Field(2200, ge=0)
+    X_TIMEOUT_MS: int = Field(30_000, ge=1000)
+
+
+class CollectorSettings(BrowserSettings):
     #: how often ``cmd.collect`` runs, in hours of the service clock
     COLLECT_INTERVAL_HOURS: float = Field(4.0, ge=0)
     #: the horizons after posting at which an outcome is owed, in whole hours
@@ -33,3 +46,4 @@ class CollectorSettings(CommonSettings):
 
     def username(self) -> str:
         return self.X_USERNAME.lstrip("@")
+

@@ -181,7 +181,12 @@ def outcome_recorded(
         bandit_arm=p.bandit_arm,
         timing_arm=p.timing_arm,
         decision_type=p.decision_type,
-        **counts,
+        impressions=counts["impressions"],
+        likes=counts["likes"],
+        retweets=counts["retweets"],
+        replies=counts["replies"],
+        bookmarks=counts["bookmarks"],
+        quotes=counts["quotes"],
     )
 
 

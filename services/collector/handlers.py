@@ -129,7 +129,12 @@ async def _collect_live(cmd: Command, deps: CollectorDeps, flags: Flags) -> dict
     if not pending:
         log.info("[ANALYTICS_COLLECTOR] nothing due", mode="live")
         return dict(counts)
-    x = await deps.open_x()
+    try:
+        x = await deps.open_x()
+    except XError as exc:  # no session, logged out: nothing can be read this run; no decision is charged
+        log.error(f"[ANALYTICS_COLLECTOR] ❌ Run stopped: browser not usable ({exc.code}: {exc.message})")
+        counts["aborted"] += 1
+        return dict(counts)
     try:
         for due in pending:
             p = due.posted
