@@ -1,0 +1,277 @@
+"""The `xbot` command line. Every command explains itself with --help."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+app = typer.Typer(
+    help="xbot: an autonomous X account as event-sourced services over NATS JetStream. "
+    "Start with `xbot up` (or `make up`); inspect with `xbot events`, `xbot flags`, `xbot streams`.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+events_app = typer.Typer(help="Read the event log (the truth every table is projected from).", no_args_is_help=True)
+flags_app = typer.Typer(help="Read and set runtime flag overrides (seen by every replica without a restart).",
+                        no_args_is_help=True)
+app.add_typer(events_app, name="events")
+app.add_typer(flags_app, name="flags")
+
+HomeOpt = Annotated[Path, typer.Option("--home", envvar="XBOT_HOME", help="Where data lives (NATS store, PostgreSQL, logs).")]
+
+
+def _connection() -> tuple[str, str | None, str]:
+    """NATS URL, database URL and namespace: from the environment, else from a running `xbot up`."""
+    home = Path(os.environ.get("XBOT_HOME", ".xbot"))
+    up: dict[str, Any] = {}
+    f = home / "up.json"
+    if f.exists():
+        up = json.loads(f.read_text())
+    nats_url = os.environ.get("NATS_URL") or up.get("nats_url") or "nats://127.0.0.1:4222"
+    db_url = os.environ.get("DATABASE_URL") or up.get("database_url")
+    ns = os.environ.get("XBOT_NAMESPACE") or up.get("namespace") or "xbot"
+    return nats_url, db_url, ns
+
+
+async def _bus() -> Any:
+    from .bus import BusNames, JetStreamBus
+
+    nats_url, _, ns = _connection()
+    try:
+        return await JetStreamBus.connect(nats_url, names=BusNames(ns), connect_timeout=3)
+    except Exception as exc:
+        typer.echo(f"cannot reach NATS at {nats_url}: {exc} (is `xbot up` running? set NATS_URL)", err=True)
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def up(
+    home: HomeOpt = Path(".xbot"),
+    clock_speed: Annotated[float, typer.Option(help="Shadow clock speed: 60 = an hour of the account per minute.")] = 60.0,
+    only: Annotated[list[str] | None, typer.Option("--only", help="Run only these services (repeatable).")] = None,
+) -> None:
+    """Start embedded NATS JetStream and PostgreSQL, create streams, buckets and tables, and run every service in
+    shadow mode. Prints the gateway address and the admin token. Data survives restarts; Ctrl-C stops everything."""
+    from .supervisor import run_up
+
+    raise typer.Exit(run_up(home, clock_speed=clock_speed, services=only))
+
+
+@app.command()
+def service(
+    name: Annotated[str, typer.Argument(help="gateway | planner | replier | poster | collector | learner")],
+) -> None:
+    """Run one service in the foreground (what docker compose and Kubernetes run). Configuration from the environment."""
+    import runpy
+
+    from .supervisor import SERVICES
+
+    if name not in SERVICES:
+        typer.echo(f"unknown service {name!r}; choose one of: {', '.join(SERVICES)}", err=True)
+        raise typer.Exit(2)
+    sys.argv = [f"services.{name}"]
+    runpy.run_module(f"services.{name}", run_name="__main__", alter_sys=True)
+
+
+def _fmt(item: Any) -> str:
+    ev = item.event
+    if ev is None:
+        return f"{item.seq:>8}  {item.subject}  <undecodable: {item.error}>"
+    body = {k: v for k, v in json.loads(item.data).items() if k not in ("embedding",)}
+    return f"{item.seq:>8}  {item.subject}  {json.dumps(body, ensure_ascii=False)[:400]}"
+
+
+@events_app.command("tail")
+def events_tail(
+    subject: Annotated[str | None, typer.Option(help="Filter, e.g. 'xbot.evt.decision.*.posted'.")] = None,
+    last: Annotated[int, typer.Option(help="Start this many events before the end.")] = 20,
+    follow: Annotated[bool, typer.Option("--follow/--no-follow", "-f", help="Keep printing new events.")] = False,
+) -> None:
+    """Print the latest events of the log (optionally one subject), and follow it with -f."""
+
+    async def run() -> None:
+        bus = await _bus()
+        try:
+            end = await bus.last_seq()
+            async for item in bus.read(subject, from_seq=max(1, end - last + 1), follow=follow):
+                if item.caught_up:
+                    continue
+                typer.echo(_fmt(item))
+        finally:
+            await bus.close()
+
+    try:
+        asyncio.run(run())
+    except KeyboardInterrupt:
+        pass
+
+
+@events_app.command("show")
+def events_show(decision_id: Annotated[str, typer.Argument(help="The decision's id.")]) -> None:
+    """One decision's whole history: queued or skipped, claims, attempts, posted, outcomes."""
+
+    async def run() -> int:
+        bus = await _bus()
+        try:
+            items = await bus.aggregate_history("decision", decision_id)
+            items += await bus.aggregate_history("outcome", decision_id)
+        finally:
+            await bus.close()
+        items = sorted((i for i in items if not i.caught_up), key=lambda i: i.seq)
+        if not items:
+            typer.echo(f"no events for decision {decision_id}", err=True)
+            return 1
+        for i in items:
+            typer.echo(_fmt(i))
+        return 0
+
+    raise typer.Exit(asyncio.run(run()))
+
+
+@flags_app.command("get")
+def flags_get(name: Annotated[str | None, typer.Argument(help="One flag; all when omitted.")] = None) -> None:
+    """Effective flag values with where each came from (default, env of this shell, or runtime override)."""
+    from .flagstore import FlagStore
+    from .flags import env_view
+
+    async def run() -> None:
+        bus = await _bus()
+        try:
+            store = FlagStore(bus, os.environ)
+            await store.start()
+            flags = store.current()
+            await store.stop()
+        finally:
+            await bus.close()
+        data = {k: getattr(flags, k) for k in flags.__struct_fields__ if k != "sources"}
+        if name:
+            if name not in data:
+                typer.echo(f"unknown flag {name!r}", err=True)
+                raise typer.Exit(2)
+            typer.echo(f"{name}={data[name]}  ({flags.sources.get(name)})")
+            return
+        for k, v in data.items():
+            typer.echo(f"{k}={v}  ({flags.sources.get(k)})")
+        typer.echo(f"summary: {env_view(flags)['summary']}")
+
+    asyncio.run(run())
+
+
+@flags_app.command("set")
+def flags_set(
+    name: Annotated[str, typer.Argument(help="Flag name, e.g. POSTING_DISABLED.")],
+    value: Annotated[str, typer.Argument(help="New value, or 'unset' to remove the override.")],
+    actor: Annotated[str, typer.Option(help="Who made the change (audited in flag.changed).")] = "cli",
+) -> None:
+    """Set a runtime override (the go-live switches, no redeploy). Every replica sees it; a flag.changed event records it."""
+    from .errors import ConfigError
+    from .flagstore import FlagStore
+
+    async def run() -> None:
+        bus = await _bus()
+        try:
+            store = FlagStore(bus, os.environ)
+            await store.start()
+            try:
+                flags = await store.set(name, None if value == "unset" else value, actor=actor, source="cli")
+            except ConfigError as exc:
+                typer.echo(f"refused: {exc}", err=True)
+                raise typer.Exit(2) from None
+            finally:
+                await store.stop()
+            typer.echo(f"{name}={getattr(flags, name)}  ({flags.sources.get(name)})")
+        finally:
+            await bus.close()
+
+    asyncio.run(run())
+
+
+@app.command()
+def streams() -> None:
+    """Stream and consumer state: messages, bytes, sequences, and each consumer's pending and redelivered counts."""
+
+    async def run() -> None:
+        bus = await _bus()
+        try:
+            for s in (bus.names.events_stream, bus.names.commands_stream, bus.names.dlq_stream):
+                try:
+                    info = await bus.js.stream_info(s)
+                except Exception as exc:
+                    typer.echo(f"{s}: {exc}")
+                    continue
+                st = info.state
+                typer.echo(f"{s}: messages={st.messages} bytes={st.bytes} first_seq={st.first_seq} last_seq={st.last_seq} "
+                           f"replicas={info.config.num_replicas}")
+                for c in await bus.js.consumers_info(s):
+                    typer.echo(f"  consumer {c.name}: pending={c.num_pending} ack_pending={c.num_ack_pending} "
+                               f"redelivered={c.num_redelivered} delivered={c.delivered.stream_seq}")
+        finally:
+            await bus.close()
+
+    asyncio.run(run())
+
+
+@app.command("run")
+def run_job(
+    job: Annotated[str, typer.Argument(help="plan | reply | posting | collect | learn")],
+) -> None:
+    """Trigger one job run now (publishes xbot.cmd.<job>, like POST /admin/jobs/run)."""
+    import uuid
+
+    from .events import JOBS, Command, utcnow
+
+    if job not in JOBS:
+        typer.echo(f"unknown job {job!r}; allowed: {', '.join(JOBS)}", err=True)
+        raise typer.Exit(2)
+
+    async def run() -> None:
+        bus = await _bus()
+        try:
+            cmd = Command(job=job, run_id=f"{job}-{uuid.uuid4().hex[:12]}", requested_at=utcnow(), requested_by="cli")
+            await bus.publish_command(cmd)
+            typer.echo(f"queued {job} run_id={cmd.run_id}")
+        finally:
+            await bus.close()
+
+    asyncio.run(run())
+
+
+@app.command()
+def replay(
+    rebuild: Annotated[bool, typer.Option("--rebuild", help="Drop the read models and rebuild them from the log.")] = False,
+) -> None:
+    """Rebuild the PostgreSQL read models from the event log, with a progress bar and the final rate."""
+    if not rebuild:
+        typer.echo("nothing to do: pass --rebuild to drop and rebuild the read models from the log", err=True)
+        raise typer.Exit(2)
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from services.gateway.replay import rebuild as do_rebuild
+
+    nats_url, db_url, ns = _connection()
+    if not db_url:
+        typer.echo("DATABASE_URL is missing (or start `xbot up`)", err=True)
+        raise typer.Exit(2)
+    with Progress(TextColumn("rebuild"), BarColumn(), TextColumn("{task.completed}/{task.total} events"),
+                  TimeRemainingColumn(), transient=False) as progress:
+        task = progress.add_task("rebuild", total=None)
+
+        def on_progress(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        stats = asyncio.run(do_rebuild(nats_url=nats_url, database_url=db_url, namespace=ns, on_progress=on_progress))
+    typer.echo(f"rebuilt from {stats.events} events in {stats.seconds:.2f}s ({stats.rate:,.0f} events/s)")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

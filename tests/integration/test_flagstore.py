@@ -1,0 +1,44 @@
+"""Runtime overrides through the KV bucket: every replica sees a change without a restart, each change is audited."""
+
+import pytest
+
+from shared.bus import wait_until
+from shared.errors import ConfigError
+from shared.events import FlagChanged
+from shared.flagstore import FlagStore
+
+pytestmark = pytest.mark.integration
+
+
+async def test_override_seen_by_another_replica_and_audited(bus) -> None:
+    a, b = FlagStore(bus, {}), FlagStore(bus, {"POSTING_DISABLED": "true"})
+    await a.start()
+    await b.start()
+    try:
+        assert b.current().POSTING_DISABLED is True
+        await a.set("POSTING_DISABLED", "false", actor="ops@test")
+        assert await wait_until(lambda: b.current().POSTING_DISABLED is False, timeout=5)
+        assert b.current().sources["POSTING_DISABLED"] == "override"
+        await a.set("POSTING_DISABLED", None, actor="ops@test")
+        assert await wait_until(lambda: b.current().POSTING_DISABLED is True, timeout=5)
+        with pytest.raises(ConfigError):
+            await a.set("POSTING_DISABLED", "maybe", actor="x")
+        with pytest.raises(ConfigError):
+            await a.set("NOPE", "1", actor="x")
+        changes = [it.event async for it in bus.read() if not it.caught_up]
+        assert [type(c) for c in changes] == [FlagChanged, FlagChanged]
+        assert changes[0].actor == "ops@test" and changes[0].new_value == "false" and changes[1].new_value is None
+    finally:
+        await a.stop()
+        await b.stop()
+
+
+async def test_restarted_replica_loads_existing_overrides(bus) -> None:
+    a = FlagStore(bus, {})
+    await a.start()
+    await a.set("AI_QUOTA_CIRCUIT_OPEN", "true", actor="t")
+    await a.stop()
+    c = FlagStore(bus, {})
+    await c.start()
+    assert c.current().AI_QUOTA_CIRCUIT_OPEN is True
+    await c.stop()
