@@ -1,0 +1,42 @@
+"""The X account port and its adapters.
+
+`shared.x.port` (types and errors) and `shared.x.parsing` are re-exported here; import the adapters
+explicitly: `shared.x.browser.PlaywrightX` (real Chromium), `shared.x.simulator.SimulatedX` (shadow mode).
+"""
+
+from shared.x.parsing import is_valid_tweet_id, parse_count
+from shared.x.port import (
+    AfterClick,
+    Posted,
+    TweetMetrics,
+    TweetView,
+    XAccount,
+    XAutomatedError,
+    XDuplicate,
+    XError,
+    XLoggedOut,
+    XPageMismatch,
+    XPostInDoubt,
+    XRateLimited,
+    XTimeout,
+    XUnavailable,
+)
+
+__all__ = [
+    "AfterClick",
+    "Posted",
+    "TweetMetrics",
+    "TweetView",
+    "XAccount",
+    "XAutomatedError",
+    "XDuplicate",
+    "XError",
+    "XLoggedOut",
+    "XPageMismatch",
+    "XPostInDoubt",
+    "XRateLimited",
+    "XTimeout",
+    "XUnavailable",
+    "is_valid_tweet_id",
+    "parse_count",
+]
