@@ -131,11 +131,12 @@ def evolve(state: LearnerState, event: object, seq: int = 0) -> LearnerState:
             timing_arm=event.timing_arm,
         )
     elif isinstance(event, ModelUpdated):
-        if event.scope == MODEL_SCOPE and event.version >= state.model_version:
-            state.model_version = event.version
-            state.model_seq = max(state.model_seq, seq)
-            state.last_model = event
-            state.outcomes_since_model = 0
+        if event.scope == MODEL_SCOPE:
+            state.model_seq = max(state.model_seq, seq)  # the model subject's last sequence, whatever it holds
+            if event.version >= state.model_version:
+                state.model_version = event.version
+                state.last_model = event
+                state.outcomes_since_model = 0
     return state
 
 
