@@ -12,9 +12,10 @@ from .core import (
     subject_matches,
 )
 from .jetstream import CAUGHT_UP, JetStreamBus, ReadItem, wait_until
+from .memory import InMemoryBus
 from .projection import Projection
 
 __all__ = [
     "Bus", "BusNames", "ConsumerPolicy", "Delivered", "Poison", "Retry", "StreamSettings", "WrongSequence",
-    "subject_matches", "CAUGHT_UP", "JetStreamBus", "ReadItem", "wait_until", "Projection",
+    "subject_matches", "CAUGHT_UP", "JetStreamBus", "ReadItem", "wait_until", "Projection", "InMemoryBus",
 ]

@@ -238,6 +238,10 @@ class JetStreamBus:
         await self.js.publish(dlq_subject(consumer, prefix=self.names.dlq_prefix), data, headers=headers, timeout=10)
         log.error("dead-lettered", consumer=consumer, subject=subject, seq=seq, error=error)
 
+    async def dlq_count(self) -> int:
+        info = await self.js.stream_info(self.names.dlq_stream)
+        return int(info.state.messages)
+
     # --- reading ------------------------------------------------------------------------------------------------
     async def last_seq(self, filter_subject: str | None = None) -> int:
         info = await self.js.stream_info(self.names.events_stream)
@@ -286,9 +290,9 @@ class JetStreamBus:
             pending_bytes_limit=512 * 1024 * 1024,
         )
         try:
-            info = await sub.consumer_info()
-            pending = info.num_pending
-            caught_up = pending == 0
+            # the end of the log as it is now: caught up once a message at or past it has been read
+            target = await self.last_seq(None if subject == f"{self.names.evt_prefix}.>" else subject)
+            caught_up = target < max(1, from_seq) and since is None
             if caught_up:
                 yield CAUGHT_UP
                 if not follow:
@@ -313,7 +317,7 @@ class JetStreamBus:
                     except Exception as exc:  # malformed: the reader decides (projections dead-letter it)
                         item.error = f"{type(exc).__name__}: {exc}"
                 yield item
-                if not caught_up and md.num_pending == 0:
+                if not caught_up and (item.seq >= target or md.num_pending == 0):
                     caught_up = True
                     yield CAUGHT_UP
                     if not follow:

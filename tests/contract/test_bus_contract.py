@@ -1,4 +1,5 @@
-"""Bus contract against a real nats-server: dedup, optimistic concurrency, redelivery, dead letters, replay."""
+"""One bus contract, run against the in-memory bus and a real nats-server: dedup, optimistic concurrency,
+redelivery, nak with delay, term and max_deliver to dead letters, durable resume, replay equals live, concurrency."""
 
 import asyncio
 from datetime import UTC, datetime
@@ -6,23 +7,42 @@ from datetime import UTC, datetime
 import pytest
 
 from shared.bus import ConsumerPolicy, Delivered, Poison, Projection, Retry, WrongSequence, wait_until
-from shared.events import DecisionApproved, DecisionPostStarted, decode, new_event_id
+from shared.events import DecisionApproved, DecisionPostStarted, new_event_id
 
 pytestmark = pytest.mark.integration
 NOW = datetime(2026, 11, 24, tzinfo=UTC)
+
+
+@pytest.fixture(params=["memory", "jetstream"])
+async def any_bus(request, nats_url, namespace):
+    from shared.bus import BusNames, InMemoryBus, JetStreamBus, StreamSettings
+    from tests.conftest import delete_namespace
+
+    if request.param == "memory":
+        b = InMemoryBus()
+        yield b
+        await b.close()
+        return
+    jb = await JetStreamBus.connect(nats_url, names=BusNames(namespace), settings=StreamSettings(duplicate_window_s=120))
+    await jb.ensure()
+    yield jb
+    await delete_namespace(jb)
+    await jb.close()
 
 
 def approved(did: str, eid: str | None = None) -> DecisionApproved:
     return DecisionApproved(event_id=eid or new_event_id(), occurred_at=NOW, decision_id=did)
 
 
-async def test_dedup_by_event_id(bus) -> None:
+async def test_dedup_by_event_id(any_bus) -> None:
+    bus = any_bus
     e = approved("d1", "same-id")
     assert await bus.publish(e) == await bus.publish(e)
     assert await bus.last_seq() == 1
 
 
-async def test_optimistic_concurrency_loser_gets_error(bus) -> None:
+async def test_optimistic_concurrency_loser_gets_error(any_bus) -> None:
+    bus = any_bus
     s1 = await bus.publish(approved("d1"))
     await bus.publish(approved("d2"))  # another aggregate moving does not matter
     subj = f"{bus.names.evt_prefix}.decision.d1.*"
@@ -37,7 +57,8 @@ async def test_optimistic_concurrency_loser_gets_error(bus) -> None:
     assert sum(isinstance(r, WrongSequence) for r in results) == 1
 
 
-async def test_redelivery_nak_term_dead_letter_and_max_deliver(bus) -> None:
+async def test_redelivery_nak_term_dead_letter_and_max_deliver(any_bus) -> None:
+    bus = any_bus
     for i in range(3):
         await bus.publish(approved(f"d{i}"))
     seen: dict[str, int] = {}
@@ -60,13 +81,11 @@ async def test_redelivery_nak_term_dead_letter_and_max_deliver(bus) -> None:
     assert await wait_until(lambda: c.processed == 1 and c.dead_lettered == 3, timeout=15)
     await c.stop()
     assert seen == {"d0": 2, "d1": 1, "d2": 3}
-    info = await bus.js.stream_info(bus.names.dlq_stream)
-    assert info.state.messages == 3
-    m = await bus.js.get_last_msg(bus.names.dlq_stream, f"{bus.names.dlq_prefix}.t")
-    assert "Xbot-Error" in m.headers
+    assert await bus.dlq_count() == 3
 
 
-async def test_durable_resume_without_loss_or_double_apply(bus) -> None:
+async def test_durable_resume_without_loss_or_double_apply(any_bus) -> None:
+    bus = any_bus
     for i in range(20):
         await bus.publish(approved(f"d{i}"))
     got: list[str] = []
@@ -87,7 +106,8 @@ async def test_durable_resume_without_loss_or_double_apply(bus) -> None:
     assert len(got) == 25 and len(set(got)) == 25
 
 
-async def test_replay_equals_live_state(bus) -> None:
+async def test_replay_equals_live_state(any_bus) -> None:
+    bus = any_bus
     live: list[str] = []
     p = Projection(bus, lambda it: live.append(it.event.decision_id), name="live")
     p.start()
@@ -101,7 +121,8 @@ async def test_replay_equals_live_state(bus) -> None:
     assert replayed == live and len(live) == 50
 
 
-async def test_concurrency_bound(bus) -> None:
+async def test_concurrency_bound(any_bus) -> None:
+    bus = any_bus
     for i in range(12):
         await bus.publish(approved(f"d{i}"))
     active = 0
@@ -120,7 +141,8 @@ async def test_concurrency_bound(bus) -> None:
     assert peak == 3
 
 
-async def test_projection_dead_letters_malformed_and_goes_on(bus) -> None:
+async def test_projection_dead_letters_malformed_and_goes_on(any_bus) -> None:
+    bus = any_bus
     await bus.publish_raw(f"{bus.names.evt_prefix}.decision.x.approved", b'{"type":"decision.approved"}')
     last = await bus.publish(approved("ok"))
     got = []
@@ -129,6 +151,45 @@ async def test_projection_dead_letters_malformed_and_goes_on(bus) -> None:
     await p.wait_for(last)
     await p.stop()
     assert got == ["ok"]
-    info = await bus.js.stream_info(bus.names.dlq_stream)
-    assert info.state.messages == 1
-    assert decode(bus_last := (await bus.js.get_msg(bus.names.events_stream, last)).data).decision_id == "ok", bus_last
+    assert await bus.dlq_count() == 1
+
+
+async def test_dead_letter_carries_the_error_on_jetstream(bus) -> None:
+    async def handler(d: Delivered) -> None:
+        raise Poison("bad payload")
+
+    await bus.publish(approved("x"))
+    c = await bus.consume("dl", f"{bus.names.evt_prefix}.>", handler, policy=ConsumerPolicy(fetch_timeout_s=0.2))
+    assert await wait_until(lambda: c.dead_lettered == 1, timeout=10)
+    await c.stop()
+    m = await bus.js.get_last_msg(bus.names.dlq_stream, f"{bus.names.dlq_prefix}.dl")
+    assert m.headers["Xbot-Error"] == "poison: bad payload"
+    assert m.headers["Xbot-Original-Subject"] == f"{bus.names.evt_prefix}.decision.x.approved"
+
+
+async def test_redelivery_after_crash_without_ack(bus, nats_url) -> None:
+    """A consumer that dies holding a message (no ack) gets it redelivered to the next one after ack_wait."""
+    from shared.bus import JetStreamBus
+
+    await bus.publish(approved("held"))
+    other = await JetStreamBus.connect(nats_url, names=bus.names)
+    got: list[int] = []
+    started = asyncio.Event()
+
+    async def stuck(d: Delivered) -> None:
+        started.set()
+        await asyncio.sleep(3600)
+
+    pol = ConsumerPolicy(ack_wait_s=1.0, fetch_timeout_s=0.2, in_progress_every_s=3600)
+    c1 = await other.consume("crash", f"{bus.names.evt_prefix}.>", stuck, policy=pol)
+    await asyncio.wait_for(started.wait(), 5)
+    other.nc._transport.close()  # the process "dies": connection gone, no ack ever sent
+    await c1.stop(timeout=0.1)
+
+    async def ok(d: Delivered) -> None:
+        got.append(d.num_delivered)
+
+    c2 = await bus.consume("crash", f"{bus.names.evt_prefix}.>", ok, policy=pol)
+    assert await wait_until(lambda: got == [2], timeout=10)
+    await c2.stop()
+    await other.close()
