@@ -1,0 +1,158 @@
+"""The one place the poster is wired: projection state, the posting job, its schedule, the X accounts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+
+from shared.errors import ConfigError
+from shared.flags import Flags, is_posting_allowed
+from shared.service import ServiceContext, ServiceParts
+from shared.x.port import XAccount, XLoggedOut
+
+from .config import PosterSettings
+from .domain import INTERESTED, PosterState
+from .handlers import Poster, PostingPolicy
+
+log = structlog.get_logger("poster")
+
+
+class Accounts:
+    """The browser account (live) and the simulated one (shadow), each opened on first use and kept open:
+    one persistent browser context for the service's life. Synthetic content only ever gets the simulator."""
+
+    def __init__(self, settings: PosterSettings, clock: Any) -> None:
+        self.s = settings
+        self.clock = clock
+        self._live: XAccount | None = None
+        self._sim: XAccount | None = None
+
+    async def get(self, simulated: bool) -> XAccount:
+        if simulated:
+            if self._sim is None:
+                from shared.x.simulator import SimulatedX
+
+                self._sim = SimulatedX(
+                    username=self.s.username() or "xbot_shadow", seed=self.s.SHADOW_SEED, now=self.clock.now
+                )
+            return self._sim
+        if self._live is None:
+            self._live = await self._open_browser()
+        return self._live
+
+    async def _open_browser(self) -> XAccount:
+        s = self.s
+        if not s.username():
+            raise XLoggedOut("X_USERNAME is not set: the browser cannot know whose timeline is ours")
+        from shared.x.browser import PlaywrightX  # Playwright is only imported in live mode
+
+        x = PlaywrightX(
+            username=s.username(),
+            base_url=s.X_BASE_URL,
+            chromium_path=s.CHROMIUM_PATH or None,
+            headless=s.X_HEADLESS,
+            session_file=s.X_SESSION_FILE or None,
+            session_b64=s.X_SESSION_B64 or None,
+            artifacts_dir=s.artifacts_dir(),
+            dwell_ms=(s.X_DWELL_MIN_MS, max(s.X_DWELL_MIN_MS, s.X_DWELL_MAX_MS)),
+            timeout_ms=s.X_TIMEOUT_MS,
+        )
+        try:
+            await x.start()
+        except BaseException:
+            await x.close()
+            raise
+        return x
+
+    async def reset_live(self) -> None:
+        live, self._live = self._live, None
+        if live is not None:
+            await live.close()
+
+    async def close(self) -> None:
+        await self.reset_live()
+        sim, self._sim = self._sim, None
+        if sim is not None:
+            await sim.close()
+
+
+def policy_of(s: PosterSettings) -> PostingPolicy:
+    return PostingPolicy(
+        batch=s.POSTING_BATCH,
+        max_attempts=s.POSTING_MAX_ATTEMPTS,
+        retry_base_seconds=s.POST_RETRY_BASE_SECONDS,
+        retry_inline_max_seconds=s.POST_RETRY_INLINE_MAX_SECONDS,
+        reconcile_grace_minutes=s.RECONCILE_GRACE_MINUTES,
+        timeline_limit=s.RECONCILE_TIMELINE_LIMIT,
+        x_base_url=s.X_BASE_URL,
+        crash_at=s.XBOT_TEST_CRASH_AT,
+    )
+
+
+def check_settings(s: PosterSettings, flags: Flags) -> None:
+    """Posting to X switched on at start needs an account and a session: say which one is missing."""
+    if not flags.live or not is_posting_allowed(flags).allowed:
+        return
+    if not s.username():
+        raise ConfigError("X_USERNAME is missing (MODE=live with posting on)")
+    if not (s.X_SESSION_FILE or s.X_SESSION_B64):
+        raise ConfigError("X_SESSION_FILE is missing (or X_SESSION_B64; MODE=live with posting on)")
+
+
+async def build(ctx: ServiceContext) -> ServiceParts:
+    s: PosterSettings = ctx.settings
+    check_settings(s, ctx.flags.current())
+    if s.XBOT_TEST_CRASH_AT:
+        log.warning(
+            "TEST ONLY: XBOT_TEST_CRASH_AT is set; this poster kills itself mid-post", at=s.XBOT_TEST_CRASH_AT
+        )
+    state = PosterState()
+    accounts = Accounts(s, ctx.clock)
+    prefix = ctx.bus.names.evt_prefix
+
+    def claim_subject(decision_id: str) -> str:
+        return f"{prefix}.decision.{decision_id}.*"
+
+    async def catch_up(decision_id: str | None) -> None:
+        """Make our projection at least as new as the log (for one decision, or all of it) before deciding."""
+        projection = ctx.projection
+        if projection is None:
+            return
+        seq = await ctx.bus.last_seq(claim_subject(decision_id) if decision_id else None)
+        if seq > projection.applied_seq:
+            await projection.wait_for(seq)
+
+    poster = Poster(
+        state=state,
+        publish=ctx.publish_and_apply,
+        flags=ctx.flags.refresh,
+        clock=ctx.clock,
+        accounts=accounts,
+        policy=policy_of(s),
+        poster_id=ctx.instance_id,
+        claim_subject=claim_subject,
+        catch_up=catch_up,
+    )
+
+    def health() -> dict[str, Any]:
+        f = ctx.flags.current()
+        until = state.cooldown_until(not f.live, f.X_COOLDOWN_MINUTES)
+        return {
+            "mode": f.MODE,
+            "posting_allowed": is_posting_allowed(f).allowed,
+            "logged_out": poster.logged_out,
+            "cooldown_until": until.isoformat() if until and until > ctx.clock.now() else None,
+            **state.counts(),
+        }
+
+    interval = s.POSTING_INTERVAL_MINUTES * 60.0
+    return ServiceParts(
+        jobs={"posting": poster.run},
+        schedules={"posting": interval} if interval > 0 else {},
+        apply=state.apply,
+        interested=INTERESTED,
+        ready=poster.ready,
+        health=health,
+        on_stop=accounts.close,
+    )

@@ -1,0 +1,49 @@
+"""The poster's settings (built in ``main``, never at import time). Flags (POSTING_DISABLED, LIVE_POSTS, the
+rate limits, REQUIRE_APPROVAL, X_COOLDOWN_MINUTES...) are not settings: they come from ``ctx.flags``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field
+
+from shared.config import CommonSettings
+
+CRASH_POINTS = ("after_claim", "after_click", "after_readback")
+
+
+def _default_chromium() -> str:
+    return "/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else ""
+
+
+class PosterSettings(CommonSettings):
+    POSTING_INTERVAL_MINUTES: float = Field(5.0, ge=0)  # 0 = no schedule (admin trigger only)
+    POSTING_BATCH: int = Field(5, ge=1, le=100)
+    POSTING_MAX_ATTEMPTS: int = Field(3, ge=1, le=10)
+    #: first backoff after a failed attempt; doubles each time
+    POST_RETRY_BASE_SECONDS: float = Field(5.0, ge=0)
+    #: a backoff up to this long is waited out within the run; a longer one leaves the decision to a later run
+    POST_RETRY_INLINE_MAX_SECONDS: float = Field(30.0, ge=0)
+    #: an attempt in doubt and not on the timeline is retried only after being quiet this long
+    RECONCILE_GRACE_MINUTES: float = Field(10.0, ge=0)
+    RECONCILE_TIMELINE_LIMIT: int = Field(50, ge=1, le=500)
+    X_BASE_URL: str = Field("https://x.com", pattern=r"^https?://[^\s/]+(:[0-9]+)?/?$")
+    X_USERNAME: str = Field("", pattern=r"^@?[A-Za-z0-9_]{0,15}$")
+    X_SESSION_FILE: str = ""  # a Playwright storage_state with auth_token + ct0 (refreshed after each post)
+    X_SESSION_B64: str = ""  # the same, base64, when no file is at hand
+    CHROMIUM_PATH: str = Field(default_factory=_default_chromium)  # empty: Playwright's own browser
+    X_HEADLESS: bool = True
+    X_ARTIFACTS_DIR: str = ""  # screenshots + HTML of failed pages; default $XBOT_HOME/artifacts/x
+    X_DWELL_MIN_MS: int = Field(600, ge=0)  # human-like pauses between steps
+    X_DWELL_MAX_MS: int = Field(2200, ge=0)
+    X_TIMEOUT_MS: int = Field(30_000, ge=1000)
+    #: TEST ONLY: kill -9 this process at one point of a post (after_claim | after_click | after_readback),
+    #: so the crash matrix can prove at-most-once. Never set it in a deployment.
+    XBOT_TEST_CRASH_AT: str = Field("", pattern=r"^(|after_claim|after_click|after_readback)$")
+
+    def username(self) -> str:
+        return self.X_USERNAME.lstrip("@")
+
+    def artifacts_dir(self) -> Path:
+        return Path(self.X_ARTIFACTS_DIR or Path(self.XBOT_HOME).expanduser() / "artifacts" / "x")

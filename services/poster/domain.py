@@ -1,0 +1,421 @@
+"""The poster's core, pure: its projection of the log, what is due, the rate limits, and how X's answers
+are classified. No I/O here; ``handlers.py`` does the talking to the bus and to X.
+
+State is rebuilt from the log (``PosterState.apply``), so everything that decides whether to post (rate
+limits, the 226 cooldown, attempts, claims in doubt) survives restarts and is shared by every replica.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Literal
+
+import msgspec
+
+from shared.bus import ReadItem
+from shared.events import (
+    TYPE_NAMES,
+    DecisionApproved,
+    DecisionPartPosted,
+    DecisionPosted,
+    DecisionPostFailed,
+    DecisionPostStarted,
+    DecisionQueued,
+    DecisionRejected,
+    DecisionRescheduled,
+    DecisionSkipped,
+    Event,
+)
+from shared.flags import Flags
+from shared.gates.text import normalize_for_hash
+from shared.x.port import (
+    TweetView,
+    XAutomatedError,
+    XDuplicate,
+    XError,
+    XLoggedOut,
+    XPostInDoubt,
+    XRateLimited,
+    XTimeout,
+)
+
+Status = Literal["queued", "posted", "failed", "skipped", "rejected"]
+
+#: the event types the poster's projection decodes: every decision event (an unknown one on a decision's
+#: subject would leave our idea of its last sequence stale, and every claim would then lose).
+INTERESTED: frozenset[str] = frozenset(n for n in TYPE_NAMES if n.startswith("decision."))
+
+#: failures that say nothing about the decision itself: they do not use up one of its attempts.
+UNCOUNTED_CODES: frozenset[str] = frozenset({"226", "logged_out"})
+
+#: code of the failure that closes an attempt left in doubt and not found on the timeline after the grace.
+NOT_FOUND_AFTER_GRACE = "not_found_after_grace"
+
+#: how far before a claim a tweet may be dated and still be taken as that claim's tweet (clock skew).
+RECONCILE_SLACK = timedelta(minutes=10)
+
+#: how much posting history the rate limits need (REPLY_MAX_PER_DAY looks back 24 hours).
+HISTORY = timedelta(hours=25)
+
+
+class Claim(msgspec.Struct, frozen=True, kw_only=True):
+    """An attempt that has started (``decision.post_started``) and has not ended in posted or a plain failure.
+
+    While open it is *in doubt*: the poster that made it may have died after clicking. ``last_activity_at`` is
+    the claim or its latest part / in-doubt failure; the grace period runs from there."""
+
+    attempt: int
+    poster_id: str
+    simulated: bool
+    started_at: datetime
+    last_activity_at: datetime
+
+
+class DecisionView(msgspec.Struct, frozen=True, kw_only=True):
+    decision_id: str
+    decision_type: str
+    content: str
+    parts: tuple[str, ...] = ()
+    bandit_arm: str
+    timing_arm: str | None = None
+    generation_source: str
+    scheduled_at: datetime | None = None
+    queued_at: datetime
+    queued_seq: int
+    target_tweet_id: str | None = None
+    target_username: str | None = None
+    status: Status = "queued"
+    approved: bool = False
+    #: the sequence of the latest event on ``<evt>.decision.<id>.*``: the claim's expected last sequence
+    last_seq: int = 0
+    #: number of claims so far (the next claim is attempt ``claims + 1``)
+    claims: int = 0
+    #: failed attempts that count towards POSTING_MAX_ATTEMPTS
+    failures: int = 0
+    first_claim_at: datetime | None = None
+    last_failure_at: datetime | None = None
+    last_error_code: str = ""
+    open_claim: Claim | None = None
+    #: tweet ids of the thread parts already on X, in order (a resumed thread goes on after the last one)
+    part_ids: tuple[str, ...] = ()
+    tweet_id: str | None = None
+
+    @property
+    def is_reply(self) -> bool:
+        return self.decision_type == "reply"
+
+    @property
+    def is_thread(self) -> bool:
+        return self.decision_type == "thread"
+
+    def texts(self) -> tuple[str, ...]:
+        """What goes to X, in order: a thread's parts, otherwise the content."""
+        if self.is_thread and self.parts:
+            return self.parts
+        return (self.content,)
+
+    @property
+    def in_doubt(self) -> bool:
+        return self.open_claim is not None
+
+    def next_attempt_at(self, retry_base_seconds: float) -> datetime | None:
+        """Backoff across runs: after the n-th counted failure wait ``base * 2**(n-1)`` seconds."""
+        if self.failures <= 0 or self.last_failure_at is None or self.open_claim is not None:
+            return None
+        return self.last_failure_at + timedelta(seconds=backoff_seconds(retry_base_seconds, self.failures))
+
+
+def backoff_seconds(base: float, failures: int) -> float:
+    """Exponential backoff after ``failures`` failed attempts (1 -> base, 2 -> 2*base, ...)."""
+    return base * (2 ** max(0, failures - 1))
+
+
+class PostRecord(msgspec.Struct, frozen=True):
+    at: datetime
+    simulated: bool
+    decision_id: str
+
+
+class PosterState:
+    """The poster's projection: decisions still to post, recent posts, the cooldown. Rebuilt by replay."""
+
+    def __init__(self) -> None:
+        self.decisions: dict[str, DecisionView] = {}
+        #: posts (single / thread) and replies, most recent last, pruned to HISTORY
+        self.posts: list[PostRecord] = []
+        self.replies: list[PostRecord] = []
+        #: tweet ids already recorded for some decision (a reconcile never claims them twice)
+        self.posted_tweet_ids: set[str] = set()
+        self.posted_decisions: set[str] = set()
+        #: latest 226 answer per (simulated?) account
+        self.last_226_at: dict[bool, datetime] = {}
+        self.applied_seq = 0
+
+    # ------------------------------------------------------------------------------------------ evolve
+    def apply(self, item: ReadItem) -> None:
+        if item.event is not None:
+            self.evolve(item.event, item.seq)
+
+    def evolve(self, ev: Event, seq: int) -> None:
+        """Apply one event. Seeing the same event twice changes nothing the second time."""
+        if seq and seq <= self.applied_seq:
+            return
+        self.applied_seq = max(self.applied_seq, seq)
+        did = getattr(ev, "decision_id", None)
+        if did is None:
+            return
+        if isinstance(ev, DecisionQueued):
+            if did not in self.decisions and did not in self.posted_decisions:
+                self.decisions[did] = DecisionView(
+                    decision_id=did,
+                    decision_type=ev.decision_type,
+                    content=ev.content,
+                    parts=tuple(ev.parts),
+                    bandit_arm=ev.bandit_arm,
+                    timing_arm=ev.timing_arm,
+                    generation_source=ev.generation_source,
+                    scheduled_at=ev.scheduled_at,
+                    queued_at=ev.occurred_at,
+                    queued_seq=seq,
+                    target_tweet_id=ev.target_tweet_id,
+                    target_username=ev.target_username,
+                    last_seq=seq,
+                )
+            return
+        if isinstance(ev, DecisionPosted):
+            self._record_post(ev)
+        view = self.decisions.get(did)
+        if view is None:
+            return
+        view = msgspec.structs.replace(view, last_seq=max(view.last_seq, seq))
+        view = _evolve_view(view, ev, self)
+        if view.status == "queued":
+            self.decisions[did] = view
+        else:
+            # terminal: the poster has nothing more to do with it (its posts live on in self.posts)
+            del self.decisions[did]
+
+    def _record_post(self, ev: DecisionPosted) -> None:
+        if ev.decision_id in self.posted_decisions:
+            return
+        self.posted_decisions.add(ev.decision_id)
+        self.posted_tweet_ids.add(ev.tweet_id)
+        self.posted_tweet_ids.update(ev.thread_tweet_ids)
+        rec = PostRecord(ev.posted_at, ev.simulated, ev.decision_id)
+        target = self.replies if ev.decision_type == "reply" else self.posts
+        target.append(rec)
+        target.sort(key=lambda r: r.at)
+        newest = target[-1].at
+        while target and target[0].at < newest - HISTORY:
+            target.pop(0)
+
+    # --------------------------------------------------------------------------------------------- read
+    def get(self, decision_id: str) -> DecisionView | None:
+        return self.decisions.get(decision_id)
+
+    def due(
+        self,
+        now: datetime,
+        mode: str,
+        require_approval: bool,
+        batch: int,
+        *,
+        retry_base_seconds: float = 0.0,
+    ) -> list[DecisionView]:
+        """The seed's query: status queued, generation_source 'real' (live) or 'synthetic' (shadow),
+        scheduled_at <= now, oldest first, at most ``batch``; approved only when approval is required, and
+        not while a failed attempt's backoff runs. An attempt in doubt is due (it must be reconciled)."""
+        source = "real" if mode == "live" else "synthetic"
+        out = []
+        for v in self.decisions.values():
+            if v.status != "queued" or v.generation_source != source:
+                continue
+            if v.scheduled_at is not None and v.scheduled_at > now:
+                continue
+            if require_approval and not v.approved:
+                continue
+            nxt = v.next_attempt_at(retry_base_seconds)
+            if nxt is not None and nxt > now:
+                continue
+            out.append(v)
+        out.sort(key=lambda v: (v.scheduled_at or v.queued_at, v.queued_seq))
+        return out[: max(0, batch)]
+
+    def in_doubt(self) -> list[DecisionView]:
+        return [v for v in self.decisions.values() if v.open_claim is not None]
+
+    def cooldown_until(self, simulated: bool, minutes: float) -> datetime | None:
+        at = self.last_226_at.get(simulated)
+        return None if at is None or minutes <= 0 else at + timedelta(minutes=minutes)
+
+    def rate_limit(self, view: DecisionView, now: datetime, flags: Flags, simulated: bool) -> str | None:
+        """None when ``view`` may be posted now, else the detail of the limit it hits (counted from the log)."""
+        if view.is_reply:
+            day = [
+                r
+                for r in self.replies
+                if r.simulated == simulated and now - timedelta(hours=24) < r.at <= now
+            ]
+            if len(day) >= flags.REPLY_MAX_PER_DAY:
+                return f"REPLY_MAX_PER_DAY={flags.REPLY_MAX_PER_DAY} reached ({len(day)} in the last 24h)"
+            return None
+        mine = [r for r in self.posts if r.simulated == simulated and r.at <= now]
+        hour = [r for r in mine if now - timedelta(hours=1) < r.at]
+        if len(hour) >= flags.MAX_POSTS_PER_HOUR:
+            return f"MAX_POSTS_PER_HOUR={flags.MAX_POSTS_PER_HOUR} reached ({len(hour)} in the last hour)"
+        if mine and flags.MIN_POST_INTERVAL_MINUTES > 0:
+            last = mine[-1].at
+            if now - last < timedelta(minutes=flags.MIN_POST_INTERVAL_MINUTES):
+                return f"MIN_POST_INTERVAL_MINUTES={flags.MIN_POST_INTERVAL_MINUTES} (last post at {last.isoformat()})"
+        return None
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "queued": sum(1 for v in self.decisions.values() if v.status == "queued"),
+            "in_doubt": len(self.in_doubt()),
+            "posted": len(self.posted_decisions),
+        }
+
+
+def _evolve_view(view: DecisionView, ev: Event, state: PosterState) -> DecisionView:
+    replace = msgspec.structs.replace
+    if isinstance(ev, DecisionApproved):
+        return replace(view, approved=True)
+    if isinstance(ev, DecisionRejected):
+        return replace(view, status="rejected")
+    if isinstance(ev, DecisionSkipped):
+        return replace(view, status="skipped")
+    if isinstance(ev, DecisionRescheduled):
+        return replace(view, scheduled_at=ev.scheduled_at)
+    if isinstance(ev, DecisionPostStarted):
+        claim = Claim(
+            attempt=ev.attempt,
+            poster_id=ev.poster_id,
+            simulated=ev.simulated,
+            started_at=ev.occurred_at,
+            last_activity_at=ev.occurred_at,
+        )
+        return replace(
+            view,
+            claims=max(view.claims, ev.attempt),
+            open_claim=claim,
+            first_claim_at=view.first_claim_at or ev.occurred_at,
+        )
+    if isinstance(ev, DecisionPartPosted):
+        parts = list(view.part_ids)
+        if ev.part_index == len(parts):
+            parts.append(ev.tweet_id)
+        claim = view.open_claim
+        if claim is not None:
+            claim = replace(claim, last_activity_at=max(claim.last_activity_at, ev.occurred_at))
+        state.posted_tweet_ids.add(ev.tweet_id)
+        return replace(view, part_ids=tuple(parts), open_claim=claim)
+    if isinstance(ev, DecisionPosted):
+        return replace(view, status="posted", tweet_id=ev.tweet_id, open_claim=None)
+    if isinstance(ev, DecisionPostFailed):
+        claim = view.open_claim
+        if ev.in_doubt and not ev.final:
+            if claim is not None:
+                claim = replace(claim, last_activity_at=max(claim.last_activity_at, ev.occurred_at))
+            return replace(view, open_claim=claim, last_error_code=ev.error_code)
+        if ev.error_code == "226":
+            simulated = claim.simulated if claim is not None else False
+            prev = state.last_226_at.get(simulated)
+            state.last_226_at[simulated] = ev.occurred_at if prev is None else max(prev, ev.occurred_at)
+        counted = ev.error_code not in UNCOUNTED_CODES
+        view = replace(
+            view,
+            open_claim=None,
+            failures=view.failures + (1 if counted else 0),
+            last_failure_at=ev.occurred_at if counted else view.last_failure_at,
+            last_error_code=ev.error_code,
+        )
+        if ev.final:
+            view = replace(view, status="failed")
+        return view
+    return view
+
+
+# ------------------------------------------------------------------------------------------- reconcile
+
+
+def claim_expired(claim: Claim, now: datetime, grace: timedelta) -> bool:
+    """A claim in doubt may be followed by a new attempt only once it has been quiet for the grace period."""
+    return now - claim.last_activity_at >= grace
+
+
+def find_on_timeline(
+    timeline: Iterable[TweetView],
+    text: str,
+    *,
+    author: str | None = None,
+    in_reply_to: str | None = None,
+    not_before: datetime | None = None,
+    exclude_ids: Iterable[str] = (),
+) -> TweetView | None:
+    """The account's own tweet whose normalised text is ``text`` (the oldest such, when several), skipping
+    tweets already recorded for a decision, dated well before the claim, by someone else, or replying to
+    another tweet than ``in_reply_to`` (when the timeline says what a tweet replies to)."""
+    want = normalize_for_hash(text)
+    excluded = set(exclude_ids)
+    best: TweetView | None = None
+    for t in timeline:
+        if t.tweet_id in excluded or normalize_for_hash(t.text) != want:
+            continue
+        if author and t.author.lower() != author.lower():
+            continue
+        if not_before is not None and t.created_at is not None and t.created_at < not_before:
+            continue
+        if in_reply_to is not None and t.in_reply_to is not None and t.in_reply_to != in_reply_to:
+            continue
+        if best is None or _older(t, best):
+            best = t
+    return best
+
+
+def _older(a: TweetView, b: TweetView) -> bool:
+    if a.created_at is not None and b.created_at is not None and a.created_at != b.created_at:
+        return a.created_at < b.created_at
+    return (len(a.tweet_id), a.tweet_id) < (len(b.tweet_id), b.tweet_id)
+
+
+# ------------------------------------------------------------------------------------------ X's answers
+
+Verdict = Literal["cooldown", "retry", "in_doubt", "logged_out", "final"]
+
+
+class Classified(msgspec.Struct, frozen=True):
+    verdict: Verdict
+    code: str
+    in_doubt: bool
+
+
+def classify(exc: BaseException) -> Classified:
+    """What one failed post means:
+
+    - 226 "looks automated": no retry; posting pauses for X_COOLDOWN_MINUTES (does not use up an attempt);
+    - 429 / timeout / other retryable answers: back off and try again (3 attempts in all);
+    - 187 "duplicate", clicked-but-no-id, or any unexpected error: in doubt, reconcile before anything else;
+    - logged out: stop posting, report unready;
+    - any other refusal X states clearly (too long, reply target gone...): final, retrying cannot help.
+    """
+    if isinstance(exc, XAutomatedError):
+        return Classified("cooldown", "226", False)
+    if isinstance(exc, XLoggedOut):
+        return Classified("logged_out", "logged_out", False)
+    if isinstance(exc, XDuplicate):
+        return Classified("in_doubt", "187", True)
+    if isinstance(exc, XPostInDoubt):
+        return Classified("in_doubt", exc.code or "in_doubt", True)
+    if isinstance(exc, XRateLimited):
+        return Classified("retry", "429", False)
+    if isinstance(exc, XTimeout):
+        return Classified("retry", "timeout", False)
+    if isinstance(exc, XError):
+        if exc.in_doubt:
+            return Classified("in_doubt", exc.code, True)
+        if exc.retryable:
+            return Classified("retry", exc.code, False)
+        return Classified("final", exc.code, False)
+    return Classified("in_doubt", "unexpected", True)

@@ -1,0 +1,527 @@
+"""The ``posting`` job: post due decisions to X at most once, under the seed's flags and limits.
+
+For each due decision (oldest first, at most POSTING_BATCH), right before touching X:
+
+1. re-read the flags; in live mode POSTING_DISABLED=true or LIVE_POSTS=false means ``decision.post_skipped``
+   (posting_disabled / live_posts_off), the seed's log line, and nothing else;
+2. an attempt left in doubt (a claim with no posted / plain failure after it) is reconciled against the
+   account's own timeline first: found -> ``decision.posted`` (recovered); not found -> it stays in doubt
+   until it has been quiet for RECONCILE_GRACE_MINUTES, then the attempt is closed and a new one may start;
+3. the 226 cooldown and the rate limits (counted from the log) -> ``post_skipped`` ``cooldown`` /
+   ``rate_limited``, the decision stays queued;
+4. claim: ``decision.post_started`` published with the decision's expected last subject sequence, so of
+   two posters only one wins (the other gets ``WrongSequence`` and leaves it);
+5. post (a thread part by part, each reply to the previous; a reply to its target); the tweet id is the one
+   the adapter read back from X, else the attempt is in doubt; then ``decision.posted``.
+
+Shadow mode posts synthetic decisions to the simulated X only, whatever the posting flags say; live mode
+posts real decisions to the browser only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any, Protocol
+
+import msgspec
+import structlog
+
+from shared.bus import WrongSequence
+from shared.clock import Clock
+from shared.events import (
+    Command,
+    DecisionPartPosted,
+    DecisionPosted,
+    DecisionPostFailed,
+    DecisionPostSkipped,
+    DecisionPostStarted,
+    Event,
+    new_event_id,
+)
+from shared.flags import Flags, is_posting_allowed
+from shared.x.parsing import is_valid_tweet_id
+from shared.x.port import XAccount, XError, XLoggedOut, XPostInDoubt
+
+from .domain import (
+    NOT_FOUND_AFTER_GRACE,
+    RECONCILE_SLACK,
+    DecisionView,
+    PosterState,
+    backoff_seconds,
+    claim_expired,
+    classify,
+    find_on_timeline,
+)
+
+log = structlog.get_logger("poster")
+
+TAG = "[POSTING_ORCHESTRATOR]"
+
+
+class Publish(Protocol):
+    async def __call__(
+        self, event: Event, *, expected_last_subject_seq: int | None = ..., expected_subject: str | None = ...
+    ) -> int: ...
+
+
+class PostingPolicy(msgspec.Struct, frozen=True, kw_only=True):
+    """The settings the job needs (from ``PosterSettings``)."""
+
+    batch: int = 5
+    max_attempts: int = 3
+    retry_base_seconds: float = 5.0
+    retry_inline_max_seconds: float = 30.0
+    reconcile_grace_minutes: float = 10.0
+    timeline_limit: int = 50
+    x_base_url: str = "https://x.com"
+    #: TEST ONLY: kill -9 ourselves at this point of a post (after_claim | after_click | after_readback)
+    crash_at: str = ""
+    #: after_click only: give the click's request this long to reach X before dying
+    crash_settle_seconds: float = 1.0
+
+    @property
+    def grace(self) -> timedelta:
+        return timedelta(minutes=self.reconcile_grace_minutes)
+
+
+class XAccounts(Protocol):
+    """Hands out the account for a mode: the browser for live, the simulator for shadow."""
+
+    async def get(self, simulated: bool) -> XAccount: ...
+
+    async def reset_live(self) -> None: ...
+
+
+def kill_self() -> None:  # pragma: no cover - the process ends here
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+class Poster:
+    """The posting job and everything it remembers between runs (only: is the session logged out)."""
+
+    def __init__(
+        self,
+        *,
+        state: PosterState,
+        publish: Publish,
+        flags: Callable[[], Awaitable[Flags]],
+        clock: Clock,
+        accounts: XAccounts,
+        policy: PostingPolicy,
+        poster_id: str,
+        claim_subject: Callable[[str], str],
+        catch_up: Callable[[str | None], Awaitable[None]] | None = None,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+        crash: Callable[[], None] = kill_self,
+    ) -> None:
+        self.state = state
+        self.publish = publish
+        self.flags = flags
+        self.clock = clock
+        self.accounts = accounts
+        self.policy = policy
+        self.poster_id = poster_id
+        self.claim_subject = claim_subject
+        self.catch_up = catch_up or _no_catch_up
+        self.sleep = sleep
+        self._crash = crash
+        self.logged_out: str | None = None  # why, while the session is logged out
+
+    # -------------------------------------------------------------------------------------------- run
+    async def run(self, cmd: Command) -> dict[str, int]:
+        counts: Counter[str] = Counter()
+        await self.catch_up(None)
+        flags = await self.flags()
+        mode = flags.MODE
+        simulated = mode != "live"
+        if not simulated and self.logged_out and is_posting_allowed(flags).allowed:
+            await self._check_session()
+        due = self.state.due(
+            self.clock.now(),
+            mode,
+            flags.REQUIRE_APPROVAL,
+            self.policy.batch,
+            retry_base_seconds=self.policy.retry_base_seconds,
+        )
+        counts["due"] = len(due)
+        for view in due:
+            counts[await self._one(view.decision_id, mode, cmd)] += 1
+        if not due:
+            counts["_skipped"] = 1
+        return dict(counts)
+
+    async def _one(self, decision_id: str, mode: str, cmd: Command) -> str:
+        """One decision, with up to ``max_attempts`` attempts when the backoff is short enough to wait."""
+        for _ in range(self.policy.max_attempts + 1):
+            flags = await self.flags()  # right before every single post: a flip stops the next one
+            if flags.MODE != mode:
+                return "mode_changed"
+            simulated = mode != "live"
+            view = self.state.get(decision_id)
+            if view is None or view.status != "queued":
+                return "not_queued"
+            if not simulated:
+                allowed = is_posting_allowed(flags)
+                if not allowed.allowed:
+                    await self._skip(view, allowed.reason, cmd)
+                    return allowed.reason
+                if self.logged_out:
+                    await self._skip(view, "logged_out", cmd, self.logged_out)
+                    return "logged_out"
+            result = await self._pass(decision_id, flags, simulated, cmd)
+            if result != "retry":
+                return result
+            view = self.state.get(decision_id)
+            if view is None or view.status != "queued":
+                return "failed"
+            delay = backoff_seconds(self.policy.retry_base_seconds, view.failures)
+            if delay > self.policy.retry_inline_max_seconds:
+                return "retry_later"
+            await self.sleep(delay)
+        return "retry_later"
+
+    async def _pass(self, decision_id: str, flags: Flags, simulated: bool, cmd: Command) -> str:
+        await self.catch_up(decision_id)
+        view = self.state.get(decision_id)
+        if view is None or view.status != "queued":
+            return "not_queued"
+        try:
+            x = await self.accounts.get(simulated)
+        except XError as exc:
+            return await self._account_unusable(view, exc, simulated, cmd)
+
+        if view.open_claim is not None:
+            found = await self._reconcile(view, x, simulated, cmd)
+            if found != "not_found":
+                return found
+            view = self.state.get(decision_id)
+            if view is None or view.status != "queued":
+                return "not_queued"
+            if view.open_claim is not None:
+                claim = view.open_claim
+                if not claim_expired(claim, self.clock.now(), self.policy.grace):
+                    log.info(
+                        f"{TAG} ⏳ Attempt in doubt, not on the timeline yet decision_id={decision_id}",
+                        attempt=claim.attempt,
+                        since=claim.last_activity_at.isoformat(),
+                    )
+                    return "in_doubt"
+                final = view.failures + 1 >= self.policy.max_attempts
+                await self.publish(
+                    DecisionPostFailed(
+                        event_id=f"post_failed:{decision_id}:{claim.attempt}:{NOT_FOUND_AFTER_GRACE}",
+                        occurred_at=self.clock.now(),
+                        correlation_id=cmd.run_id,
+                        decision_id=decision_id,
+                        attempt=claim.attempt,
+                        error=f"attempt {claim.attempt} in doubt and not on the timeline after "
+                        f"{self.policy.reconcile_grace_minutes:g} minutes",
+                        error_code=NOT_FOUND_AFTER_GRACE,
+                        final=final,
+                    )
+                )
+                if final:
+                    log.error(
+                        f"{TAG} ❌ Posting failed for good decision_id={decision_id}",
+                        error=NOT_FOUND_AFTER_GRACE,
+                    )
+                    return "failed"
+                view = self.state.get(decision_id)
+                if view is None or view.status != "queued":
+                    return "not_queued"
+
+        now = self.clock.now()
+        until = self.state.cooldown_until(simulated, flags.X_COOLDOWN_MINUTES)
+        if until is not None and until > now:
+            await self._skip(
+                view, "cooldown", cmd, f"X answered 226; posting paused until {until.isoformat()}"
+            )
+            return "cooldown"
+        limit = self.state.rate_limit(view, now, flags, simulated)
+        if limit is not None:
+            await self._skip(view, "rate_limited", cmd, limit)
+            return "rate_limited"
+        if not simulated and view.generation_source != "real":  # never: due() filters; belt and braces
+            log.error(f"{TAG} refusing to post synthetic content in live mode decision_id={decision_id}")
+            return "refused"
+        if view.is_reply and not view.target_tweet_id:
+            await self._fail(
+                view, view.claims, "a reply without target_tweet_id", "no_reply_target", True, cmd
+            )
+            return "failed"
+        return await self._attempt(view, x, simulated, cmd)
+
+    # ---------------------------------------------------------------------------------------- attempt
+    async def _attempt(self, view: DecisionView, x: XAccount, simulated: bool, cmd: Command) -> str:
+        did = view.decision_id
+        attempt = view.claims + 1
+        claim = DecisionPostStarted(
+            event_id=new_event_id(),  # never deterministic: a duplicate id would be acked as a won claim
+            occurred_at=self.clock.now(),
+            correlation_id=cmd.run_id,
+            decision_id=did,
+            attempt=attempt,
+            poster_id=self.poster_id,
+            simulated=simulated,
+        )
+        try:
+            await self.publish(
+                claim, expected_last_subject_seq=view.last_seq, expected_subject=self.claim_subject(did)
+            )
+        except WrongSequence:
+            log.info(
+                f"{TAG} decision_id={did} is being handled by another poster; leaving it", attempt=attempt
+            )
+            return "claim_lost"
+        self._crash_point("after_claim")
+
+        texts = view.texts()
+        ids = list(view.part_ids)
+        url: str | None = None
+        for i in range(len(ids), len(texts)):
+            parent = ids[-1] if ids else (view.target_tweet_id if view.is_reply else None)
+            try:
+                posted = await x.post(texts[i], in_reply_to=parent, after_click=self._after_click)
+                if not simulated and not is_valid_tweet_id(posted.tweet_id):
+                    raise XPostInDoubt(
+                        f"the adapter answered {posted.tweet_id!r}, which is not an X tweet id"
+                    )
+            except Exception as exc:
+                return await self._attempt_failed(did, attempt, exc, x, simulated, cmd)
+            self._crash_point("after_readback")
+            ids.append(posted.tweet_id)
+            if i == 0:
+                url = posted.url
+            if view.is_thread:
+                await self.publish(
+                    DecisionPartPosted(
+                        event_id=f"part_posted:{did}:{i}",
+                        occurred_at=self.clock.now(),
+                        correlation_id=cmd.run_id,
+                        decision_id=did,
+                        part_index=i,
+                        tweet_id=posted.tweet_id,
+                        simulated=simulated,
+                    )
+                )
+        await self._posted(view, ids, url or self._url(x, ids[0], simulated), simulated, False, cmd)
+        return "posted"
+
+    async def _attempt_failed(
+        self, did: str, attempt: int, exc: Exception, x: XAccount, simulated: bool, cmd: Command
+    ) -> str:
+        c = classify(exc)
+        error = f"{type(exc).__name__}: {exc}"[:1000]
+        view = self.state.get(did)
+        if view is None:
+            return "not_queued"
+        if c.verdict == "in_doubt":
+            await self.publish(
+                DecisionPostFailed(
+                    event_id=new_event_id(),
+                    occurred_at=self.clock.now(),
+                    correlation_id=cmd.run_id,
+                    decision_id=did,
+                    attempt=attempt,
+                    error=error,
+                    error_code=c.code,
+                    in_doubt=True,
+                )
+            )
+            log.warning(f"{TAG} ⚠️ Post in doubt decision_id={did}; reconciling", code=c.code, error=error)
+            view = self.state.get(did)
+            if view is None or view.status != "queued":
+                return "not_queued"
+            found = await self._reconcile(view, x, simulated, cmd)
+            return "recovered" if found == "recovered" else "in_doubt"
+        if c.verdict == "cooldown":
+            await self._fail(view, attempt, error, c.code, False, cmd)
+            log.warning(f"{TAG} 🧊 X answered 226 (looks automated): posting paused decision_id={did}")
+            return "cooldown"
+        if c.verdict == "logged_out":
+            await self._fail(view, attempt, error, c.code, False, cmd)
+            self._set_logged_out(error)
+            return "logged_out"
+        final = c.verdict == "final" or view.failures + 1 >= self.policy.max_attempts
+        await self._fail(view, attempt, error, c.code, final, cmd)
+        if final:
+            log.error(f"{TAG} ❌ Posting failed for good decision_id={did}", code=c.code, error=error)
+            return "failed"
+        log.warning(
+            f"{TAG} Posting attempt failed decision_id={did}; will retry", code=c.code, attempt=attempt
+        )
+        return "retry"
+
+    # -------------------------------------------------------------------------------------- reconcile
+    async def _reconcile(self, view: DecisionView, x: XAccount, simulated: bool, cmd: Command) -> str:
+        """Look for the decision's text(s) on our own timeline; record what is there. Returns recovered,
+        not_found, logged_out or error (the attempt stays in doubt on anything but recovered)."""
+        try:
+            timeline = await x.read_own_timeline(self.policy.timeline_limit)
+        except Exception as exc:
+            if isinstance(exc, XLoggedOut):
+                self._set_logged_out(f"{type(exc).__name__}: {exc}")
+                return "logged_out"
+            log.warning(
+                f"{TAG} could not read the timeline to reconcile decision_id={view.decision_id}",
+                error=str(exc),
+            )
+            return "error"
+        did = view.decision_id
+        texts = view.texts()
+        ids = list(view.part_ids)
+        since = view.first_claim_at or view.queued_at
+        exclude = set(self.state.posted_tweet_ids)
+        while len(ids) < len(texts):
+            i = len(ids)
+            parent = ids[-1] if ids else (view.target_tweet_id if view.is_reply else None)
+            match = find_on_timeline(
+                timeline,
+                texts[i],
+                author=x.username,
+                in_reply_to=parent,
+                not_before=since - RECONCILE_SLACK,
+                exclude_ids=exclude | set(ids),
+            )
+            if match is None:
+                break
+            ids.append(match.tweet_id)
+            if view.is_thread:
+                await self.publish(
+                    DecisionPartPosted(
+                        event_id=f"part_posted:{did}:{i}",
+                        occurred_at=self.clock.now(),
+                        correlation_id=cmd.run_id,
+                        decision_id=did,
+                        part_index=i,
+                        tweet_id=match.tweet_id,
+                        simulated=simulated,
+                    )
+                )
+        if len(ids) < len(texts):
+            return "not_found"
+        await self._posted(view, ids, self._url(x, ids[0], simulated), simulated, True, cmd)
+        return "recovered"
+
+    # ---------------------------------------------------------------------------------------- events
+    async def _posted(
+        self, view: DecisionView, ids: list[str], url: str, simulated: bool, recovered: bool, cmd: Command
+    ) -> None:
+        await self.publish(
+            DecisionPosted(
+                event_id=f"posted:{view.decision_id}",  # two posters recording the same post: one event
+                occurred_at=self.clock.now(),
+                correlation_id=cmd.run_id,
+                decision_id=view.decision_id,
+                tweet_id=ids[0],
+                posted_at=self.clock.now(),
+                decision_type=view.decision_type,  # type: ignore[arg-type]
+                bandit_arm=view.bandit_arm,
+                timing_arm=view.timing_arm,
+                url=url,
+                simulated=simulated,
+                recovered=recovered,
+                thread_tweet_ids=ids if view.is_thread else [],
+            )
+        )
+        if recovered:
+            log.info(
+                f"{TAG} ✅ Recovered post found on the timeline: tweet_id={ids[0]}",
+                decision_id=view.decision_id,
+                simulated=simulated,
+            )
+        else:
+            log.info(
+                f"{TAG} ✅ Posted successfully: tweet_id={ids[0]}",
+                decision_id=view.decision_id,
+                simulated=simulated,
+            )
+
+    async def _fail(
+        self, view: DecisionView, attempt: int, error: str, code: str, final: bool, cmd: Command
+    ) -> None:
+        await self.publish(
+            DecisionPostFailed(
+                event_id=new_event_id(),
+                occurred_at=self.clock.now(),
+                correlation_id=cmd.run_id,
+                decision_id=view.decision_id,
+                attempt=attempt,
+                error=error,
+                error_code=code,
+                final=final,
+            )
+        )
+
+    async def _skip(self, view: DecisionView, reason: str, cmd: Command, detail: str = "") -> None:
+        await self.publish(
+            DecisionPostSkipped(
+                event_id=f"post_skipped:{view.decision_id}:{reason}:{cmd.run_id}",
+                occurred_at=self.clock.now(),
+                correlation_id=cmd.run_id,
+                decision_id=view.decision_id,
+                reason=reason,
+                detail=detail,
+            )
+        )
+        log.info(f"{TAG} ⏭️ Skipped posting decision_id={view.decision_id} reason={reason}", detail=detail)
+
+    # ---------------------------------------------------------------------------------- the session
+    async def _account_unusable(self, view: DecisionView, exc: XError, simulated: bool, cmd: Command) -> str:
+        error = f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, XLoggedOut) and not simulated:
+            self._set_logged_out(error)
+            await self._skip(view, "logged_out", cmd, error)
+            return "logged_out"
+        log.warning(f"{TAG} X is not reachable; decision_id={view.decision_id} stays queued", error=error)
+        return "unavailable"
+
+    def _set_logged_out(self, why: str) -> None:
+        if not self.logged_out:
+            log.error(
+                f"{TAG} ❌ X session is logged out: posting stopped until a valid session is provided "
+                "(refresh X_SESSION_FILE or X_SESSION_B64)",
+                detail=why,
+            )
+        self.logged_out = why
+
+    async def _check_session(self) -> None:
+        """While logged out: reopen the browser (re-reading the session) and ask X whether we are in."""
+        await self.accounts.reset_live()
+        try:
+            x = await self.accounts.get(False)
+            ok = await x.healthy()
+        except Exception as exc:
+            log.info(f"{TAG} X session still logged out", detail=str(exc))
+            return
+        if ok:
+            log.info(f"{TAG} X session is logged in again; posting resumes")
+            self.logged_out = None
+
+    def ready(self) -> bool:
+        return self.logged_out is None
+
+    # ------------------------------------------------------------------------------ test crash points
+    def _crash_point(self, point: str) -> None:
+        if self.policy.crash_at == point:
+            log.warning(f"TEST ONLY: XBOT_TEST_CRASH_AT={point}: killing the poster process now")
+            self._crash()
+
+    async def _after_click(self) -> None:
+        if self.policy.crash_at == "after_click":
+            await asyncio.sleep(self.policy.crash_settle_seconds)  # let the click's request reach X
+            self._crash_point("after_click")
+
+    def _url(self, x: XAccount, tweet_id: str, simulated: bool) -> str:
+        if simulated:
+            return f"sim://x/{x.username}/status/{tweet_id}"
+        return f"{self.policy.x_base_url.rstrip('/')}/{x.username}/status/{tweet_id}"
+
+
+async def _no_catch_up(_: str | None) -> None:
+    return None
