@@ -1,0 +1,144 @@
+"""The `LLM` and `Embedder` ports: what a service may ask of a language model, and what it answers.
+
+Adapters: `shared.llm.openai_adapter` (OpenAI's API, live mode) and `shared.llm.synthetic` (deterministic
+templates and a hashing embedder, shadow mode and tests). Services never call an adapter directly in live
+mode: they go through `shared.llm.guarded.GuardedLLM`, which applies the circuit breaker and the shared budget
+and reports every call.
+
+Every failure is an `LLMFailure` whose ``reason`` is one of `FAILURE_REASONS` (the seed's ``failure_reason``),
+so callers decide what to do without parsing messages; the adapters never retry (the caller decides).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal, Protocol, runtime_checkable
+
+import msgspec
+import numpy as np
+
+Kind = Literal["plan", "reply"]
+DecisionType = Literal["single", "thread"]
+FailureReason = Literal[
+    "circuit_open", "budget_exceeded", "rate_limited", "quota", "timeout", "invalid_response", "api_error"
+]
+FAILURE_REASONS: tuple[str, ...] = (
+    "circuit_open",
+    "budget_exceeded",
+    "rate_limited",
+    "quota",
+    "timeout",
+    "invalid_response",
+    "api_error",
+)
+
+#: A thread has this many parts (inclusive); a single post and a reply have exactly one.
+THREAD_MIN_PARTS = 2
+THREAD_MAX_PARTS = 7
+
+
+class DraftRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """What to write. ``context`` is the text of the tweet replied to (``kind="reply"``); ``angle`` is the
+    content angle of a post or the reply style of a reply. A reply is always one part, whatever
+    ``decision_type`` says."""
+
+    kind: Kind
+    topic: str
+    angle: str
+    decision_type: DecisionType = "single"
+    context: str | None = None
+    seed: int = 0
+
+    @property
+    def parts_range(self) -> tuple[int, int]:
+        """How many parts a valid draft for this request has (min, max)."""
+        if self.kind == "plan" and self.decision_type == "thread":
+            return THREAD_MIN_PARTS, THREAD_MAX_PARTS
+        return 1, 1
+
+
+class Draft(msgspec.Struct, frozen=True, kw_only=True):
+    parts: list[str]
+    topic: str
+    angle: str
+    hook: str | None = None
+
+    @property
+    def text(self) -> str:
+        """All parts, blank-line separated (the seed's ``content`` column)."""
+        return "\n\n".join(self.parts)
+
+
+class Usage(msgspec.Struct, frozen=True, kw_only=True):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+
+
+class LLMResult(msgspec.Struct, frozen=True, kw_only=True):
+    draft: Draft
+    usage: Usage
+    model: str
+    request_id: str
+
+
+class EmbeddingResult(msgspec.Struct, frozen=True, kw_only=True):
+    """``vectors`` is a float32 array of shape (len(texts), dim), each row an L2 unit vector."""
+
+    vectors: np.ndarray
+    usage: Usage
+    model: str
+    request_id: str
+
+    @property
+    def dim(self) -> int:
+        return int(self.vectors.shape[1])
+
+
+class LLMFailure(Exception):
+    """A call that produced nothing usable. ``usage`` is set when the provider still reported (and billed) it."""
+
+    def __init__(self, reason: str, detail: str = "", *, usage: Usage | None = None, status: int | None = None):
+        if reason not in FAILURE_REASONS:
+            raise ValueError(f"unknown LLM failure reason {reason!r}")
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+        self.usage = usage
+        self.status = status
+
+
+@runtime_checkable
+class LLM(Protocol):
+    """Writes drafts. ``max_output_tokens`` bounds the completion (it is what the budget reserves)."""
+
+    @property
+    def model(self) -> str: ...
+
+    @property
+    def max_output_tokens(self) -> int: ...
+
+    async def draft(self, request: DraftRequest, *, request_id: str | None = None) -> LLMResult: ...
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Turns texts into float32 unit vectors of ``dim`` dimensions."""
+
+    @property
+    def model(self) -> str: ...
+
+    @property
+    def dim(self) -> int: ...
+
+    async def embed(self, texts: Sequence[str], *, request_id: str | None = None) -> EmbeddingResult: ...
+
+
+def normalize_rows(matrix: np.ndarray) -> np.ndarray:
+    """float32 rows scaled to unit length (an all-zero row stays zero)."""
+    m = np.asarray(matrix, dtype=np.float32)
+    if m.ndim == 1:
+        m = m.reshape(1, -1)
+    norms = np.linalg.norm(m, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return (m / norms).astype(np.float32, copy=False)
