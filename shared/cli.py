@@ -137,8 +137,8 @@ def events_show(decision_id: Annotated[str, typer.Argument(help="The decision's 
 @flags_app.command("get")
 def flags_get(name: Annotated[str | None, typer.Argument(help="One flag; all when omitted.")] = None) -> None:
     """Effective flag values with where each came from (default, env of this shell, or runtime override)."""
-    from .flagstore import FlagStore
     from .flags import env_view
+    from .flagstore import FlagStore
 
     async def run() -> None:
         bus = await _bus()
@@ -251,7 +251,6 @@ def replay(
         typer.echo("nothing to do: pass --rebuild to drop and rebuild the read models from the log", err=True)
         raise typer.Exit(2)
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
     from services.gateway.replay import rebuild as do_rebuild
 
     nats_url, db_url, ns = _connection()

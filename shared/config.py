@@ -54,7 +54,8 @@ def load_settings(cls: type[BaseSettings], environ: dict[str, str] | None = None
         load_env_flags(env)  # strict flag parsing happens at start, for every service
         if environ is None:
             return cls()
-        return cls(**{k: v for k, v in env.items() if k in cls.model_fields})
+        kwargs: dict[str, Any] = {k: v for k, v in env.items() if k in cls.model_fields}
+        return cls(**kwargs)
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = ".".join(str(p) for p in err["loc"]) or "settings"

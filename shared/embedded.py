@@ -15,6 +15,7 @@ import sys
 import sysconfig
 import time
 from pathlib import Path
+from typing import Any
 
 
 def free_port() -> int:
@@ -106,7 +107,7 @@ class EmbeddedPostgres:
         self.data_dir = Path(data_dir)
         self.port = port or free_port()
         self.bindir = _pg_bindir()
-        self._pgserver = None
+        self._pgserver: Any = None
         self._user: str | None = None
         self._url: str | None = None
 

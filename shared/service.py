@@ -22,7 +22,7 @@ from .bus.core import cancel_quietly
 from .clock import Clock, shared_clock
 from .config import CommonSettings, exit_on_config_error, load_settings
 from .errors import ConfigError
-from .events import Command, JobCompleted, new_event_id, utcnow
+from .events import Command, JobCompleted, utcnow
 from .events.subjects import command_subject
 from .flagstore import FlagStore
 from .logging import bind_job, configure_logging, unbind_job
@@ -108,7 +108,7 @@ class ServiceRuntime:
             if interval and interval > 0:
                 self.tasks.append(asyncio.create_task(self._schedule(job, interval), name=f"schedule:{job}"))
         for bg in parts.background:
-            self.tasks.append(asyncio.create_task(bg()))
+            self.tasks.append(asyncio.ensure_future(bg()))
         port = int(getattr(ctx.settings, "SERVICE_HEALTH_PORT", 0) or 0)
         if port:
             self._server = await asyncio.start_server(self._health, "0.0.0.0", port)

@@ -146,7 +146,7 @@ class JetStreamBus:
         ]
         for cfg in configs:
             try:
-                await self.js.stream_info(cfg.name)
+                await self.js.stream_info(str(cfg.name))
                 await self.js.update_stream(cfg)
             except NotFoundError:
                 await self.js.add_stream(cfg)
@@ -380,7 +380,7 @@ class JetStreamConsumer:
         while not self._stopping.is_set():
             try:
                 msgs = await self.psub.fetch(self.policy.batch, timeout=self.policy.fetch_timeout_s)
-            except (NatsTimeoutError, asyncio.TimeoutError):
+            except (TimeoutError, NatsTimeoutError):
                 continue
             except asyncio.CancelledError:
                 raise

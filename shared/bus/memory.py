@@ -17,7 +17,19 @@ from typing import Any
 from ..events import Event, decode, decode_command, encode, subject_of
 from ..events.commands import Command
 from ..events.subjects import command_subject, dlq_subject
-from .core import BusNames, ConsumerPolicy, Decoder, Delivered, Handler, Poison, Retry, WrongSequence, cancel_quietly, retry_delay, subject_matches
+from .core import (
+    BusNames,
+    ConsumerPolicy,
+    Decoder,
+    Delivered,
+    Handler,
+    Poison,
+    Retry,
+    WrongSequence,
+    cancel_quietly,
+    retry_delay,
+    subject_matches,
+)
 from .jetstream import CAUGHT_UP, ReadItem, _type_of_subject
 
 
@@ -213,7 +225,8 @@ class InMemoryBus:
                 if not follow:
                     return
             async with self.events.changed:
-                await self.events.changed.wait_for(lambda p=pos: self.events.last_seq >= p)
+                target = pos
+                await self.events.changed.wait_for(lambda: self.events.last_seq >= target)
 
     async def consume(self, durable: str, filter_subject: str, handler: Handler, *, stream: str = "events",
                       policy: ConsumerPolicy | None = None, decoder: Decoder | None = None) -> _Durable:

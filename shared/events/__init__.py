@@ -18,7 +18,16 @@ from .llm import FAILURE_REASONS, LlmCallCompleted, LlmCallFailed
 from .model import ArmState, ModelUpdated, PredictorState, SlotState
 from .ops import FlagChanged, JobCompleted
 from .outcome import OutcomeCollectionFailed, OutcomeRecorded
-from .registry import EVENT_TYPES, TYPE_NAMES, AnyEvent, DecodeError, decode, decode_command, encode, subject_of
+from .registry import (
+    EVENT_TYPES,
+    TYPE_NAMES,
+    AnyEvent,
+    DecodeError,
+    decode,
+    decode_command,
+    encode,
+    subject_of,
+)
 
 __all__ = [
     "SCHEMA_VERSION", "Event", "bytes_float32", "float32_bytes", "new_event_id", "utcnow", "JOBS", "Command",
