@@ -288,6 +288,7 @@ def _evolve_view(view: DecisionView, ev: Event, state: PosterState) -> DecisionV
         return replace(view, status="skipped")
     if isinstance(ev, DecisionRescheduled):
         return replace(view, scheduled_at=ev.scheduled_at)
+    claim: Claim | None
     if isinstance(ev, DecisionPostStarted):
         claim = Claim(
             attempt=ev.attempt,
