@@ -1,0 +1,359 @@
+"""The gateway's pure core: how events become rows of the read models (the seed's tables and ours).
+
+No I/O. ``fold_batch(items, existing)`` turns a batch of log items into the rows to write. Decision rows are
+evolved from their current state (``existing``, loaded by the projector inside the same transaction), so the
+result is the same whatever the batch boundaries: a rebuild in batches of thousands writes exactly the rows
+the live projector wrote a few events at a time.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import msgspec
+
+from shared.bus import ReadItem
+from shared.events import (
+    DecisionApproved,
+    DecisionPartPosted,
+    DecisionPosted,
+    DecisionPostFailed,
+    DecisionPostSkipped,
+    DecisionPostStarted,
+    DecisionQueued,
+    DecisionRejected,
+    DecisionRescheduled,
+    DecisionSkipped,
+    FlagChanged,
+    JobCompleted,
+    LlmCallCompleted,
+    LlmCallFailed,
+    ModelUpdated,
+    OutcomeRecorded,
+)
+
+INT4_MAX = 2**31 - 1
+INT8_MAX = 2**63 - 1
+
+#: counters kept in ``gateway_counters`` (name, key)
+POSTS_ATTEMPTED = "posts_attempted"
+POST_SKIPPED = "post_skipped"
+ARMS_UPDATED = "bandit_arms_updated"
+
+_json = msgspec.json.Encoder()
+
+
+class ApplyError(ValueError):
+    """An event that decodes but cannot become a row (bad id, out-of-range number, NUL in text)."""
+
+
+class DecisionRow(msgspec.Struct, frozen=True, kw_only=True):
+    """One ``content_metadata`` row. JSON columns are kept as JSON text; numbers as Decimal or float."""
+
+    decision_id: str
+    decision_type: str
+    content: str
+    parts: str
+    bandit_arm: str | None
+    timing_arm: str | None
+    quality_score: Any
+    predicted_er: Any
+    generation_source: str
+    status: str
+    scheduled_at: datetime | None
+    topic_cluster: str | None
+    angle: str | None
+    content_hash: str | None
+    features: str
+    skip_reason: str | None
+    error_message: str | None
+    target_tweet_id: str | None
+    target_username: str | None
+    approval: str | None
+    last_post_skip: str | None
+    created_at: datetime
+    updated_at: datetime
+    last_seq: int
+    gate: str | None
+    gate_score: Any
+    attempts: int
+    model_version: int | None
+
+
+DECISION_COLUMNS: tuple[str, ...] = tuple(DecisionRow.__struct_fields__)
+
+
+# --- value checks ------------------------------------------------------------------------------------------
+def uuid_str(value: str) -> str:
+    """Decision ids are UUIDs (the seed's column type); the canonical text form keys the rows."""
+    try:
+        return str(uuid.UUID(value))
+    except (ValueError, AttributeError, TypeError):
+        raise ApplyError(f"decision_id {value!r} is not a UUID") from None
+
+
+def text(value: str | None) -> str | None:
+    if value is not None and "\x00" in value:
+        raise ApplyError("text contains a NUL character")
+    return value
+
+
+def i4(value: int | None, name: str) -> int | None:
+    if value is not None and not -INT4_MAX - 1 <= value <= INT4_MAX:
+        raise ApplyError(f"{name}={value} is out of range for an integer column")
+    return value
+
+
+def i8(value: int, name: str) -> int:
+    if not -INT8_MAX - 1 <= value <= INT8_MAX:
+        raise ApplyError(f"{name}={value} is out of range for a bigint column")
+    return value
+
+
+def num(value: Any) -> Decimal | None:
+    """Floats go to NUMERIC as their shortest repr (0.0423, not 0.04230000000000000066...)."""
+    if value is None:
+        return None
+    if isinstance(value, Decimal):
+        return value
+    f = float(value)
+    if not math.isfinite(f):
+        return None
+    return Decimal(repr(f))
+
+
+def ts(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def as_json(value: Any) -> str:
+    out = _json.encode(value).decode()
+    if "\\u0000" in out:
+        raise ApplyError("JSON contains a NUL character")
+    return out
+
+
+# --- decisions ---------------------------------------------------------------------------------------------
+def _draft(ev: DecisionQueued | DecisionSkipped, seq: int) -> DecisionRow:
+    skipped = isinstance(ev, DecisionSkipped)
+    return DecisionRow(
+        decision_id=uuid_str(ev.decision_id),
+        decision_type=ev.decision_type,
+        content=text(ev.content) or "",
+        parts=as_json(ev.parts),
+        bandit_arm=text(ev.bandit_arm),
+        timing_arm=text(ev.timing_arm),
+        quality_score=num(ev.quality_score),
+        predicted_er=num(ev.predicted_er),
+        generation_source=ev.generation_source,
+        status="skipped" if skipped else "queued",
+        scheduled_at=ts(ev.scheduled_at),
+        topic_cluster=text(ev.topic_cluster),
+        angle=text(ev.angle),
+        content_hash=text(ev.content_hash),
+        features=as_json(ev.features),
+        skip_reason=text(ev.skip_reason) if skipped else None,  # type: ignore[union-attr]
+        error_message=None,
+        target_tweet_id=text(ev.target_tweet_id),
+        target_username=text(ev.target_username),
+        approval=None,
+        last_post_skip=None,
+        created_at=ts(ev.occurred_at),  # type: ignore[arg-type]
+        updated_at=ts(ev.occurred_at),  # type: ignore[arg-type]
+        last_seq=seq,
+        gate=text(ev.gate) if skipped else None,  # type: ignore[union-attr]
+        gate_score=num(ev.score) if skipped else None,  # type: ignore[union-attr]
+        attempts=0,
+        model_version=i4(ev.model_version, "model_version"),
+    )
+
+
+def evolve_decision(row: DecisionRow | None, ev: Any, seq: int) -> DecisionRow | None:
+    """The ``content_metadata`` row after one decision event.
+
+    Status follows the seed: ``queued`` until posted, ``skipped`` when a gate blocked the draft (or an operator
+    rejected it), ``failed`` after a final failed attempt; ``posted`` is never undone. ``decision.post_skipped``
+    leaves the status queued and records the reason. An event for a decision with no draft changes nothing.
+    """
+    replace = msgspec.structs.replace
+    if isinstance(ev, DecisionQueued | DecisionSkipped):
+        if row is None:
+            return _draft(ev, seq)
+        if isinstance(ev, DecisionSkipped) and row.status == "queued":
+            return replace(
+                row, status="skipped", skip_reason=text(ev.skip_reason), gate=text(ev.gate),
+                gate_score=num(ev.score), updated_at=ts(ev.occurred_at), last_seq=seq,
+            )
+        # a second draft of the same decision: the first one stands
+        return replace(row, updated_at=ts(ev.occurred_at), last_seq=seq)
+    if row is None:
+        return None
+    row = replace(row, updated_at=ts(ev.occurred_at), last_seq=seq)
+    if isinstance(ev, DecisionPostSkipped):
+        return replace(row, last_post_skip=text(ev.reason))
+    if isinstance(ev, DecisionPostStarted):
+        return replace(row, attempts=max(row.attempts, i4(ev.attempt, "attempt") or 0))
+    if isinstance(ev, DecisionPosted):
+        return replace(row, status="posted")
+    if isinstance(ev, DecisionPostFailed):
+        err = text(f"{ev.error_code}: {ev.error}" if ev.error_code else ev.error)
+        status = "failed" if ev.final and row.status == "queued" else row.status
+        return replace(row, error_message=err, status=status)
+    if isinstance(ev, DecisionApproved):
+        return replace(row, approval="approved")
+    if isinstance(ev, DecisionRejected):
+        if row.status != "queued":
+            return replace(row, approval="rejected")
+        reason = "rejected" + (f": {ev.reason}" if ev.reason else "")
+        return replace(row, approval="rejected", status="skipped", skip_reason=text(reason))
+    if isinstance(ev, DecisionRescheduled):
+        return replace(row, scheduled_at=ts(ev.scheduled_at))
+    # DecisionPartPosted and anything else on the decision: only the row's sequence moves
+    return row
+
+
+def decision_status(events: Iterable[Any]) -> str | None:
+    """The status a decision's history folds to (None when it has no draft): the admin endpoints' 409 check."""
+    row: DecisionRow | None = None
+    for i, ev in enumerate(events, 1):
+        try:
+            row = evolve_decision(row, ev, i)
+        except ApplyError:
+            continue
+    return None if row is None else row.status
+
+
+# --- the batch ---------------------------------------------------------------------------------------------
+@dataclass
+class BatchWrites:
+    """Rows to upsert, keyed by primary key (the last event for a key wins), counters to add, dead letters."""
+
+    decisions: dict[str, DecisionRow] = field(default_factory=dict)
+    posted: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    outcomes: dict[tuple[str, int], tuple[Any, ...]] = field(default_factory=dict)
+    arms: dict[tuple[str, str], tuple[Any, ...]] = field(default_factory=dict)
+    models: dict[tuple[str, int], tuple[Any, ...]] = field(default_factory=dict)
+    slots: dict[tuple[str, int], tuple[Any, ...]] = field(default_factory=dict)
+    usage: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    jobs: dict[tuple[str, str], tuple[Any, ...]] = field(default_factory=dict)
+    flags: list[tuple[Any, ...]] = field(default_factory=list)
+    counters: dict[tuple[str, str], list[int]] = field(default_factory=dict)  # (name, key) -> [delta, last_seq]
+    dead: list[tuple[ReadItem, str]] = field(default_factory=list)
+    events: int = 0
+    last_seq: int = 0
+
+    def count(self, name: str, key: str, delta: int, seq: int) -> None:
+        c = self.counters.setdefault((name, key), [0, seq])
+        c[0] += delta
+        c[1] = seq
+
+    @property
+    def rows(self) -> int:
+        return (len(self.decisions) + len(self.posted) + len(self.outcomes) + len(self.arms) + len(self.models)
+                + len(self.slots) + len(self.usage) + len(self.jobs) + len(self.flags) + len(self.counters))
+
+
+DECISION_EVENTS = (
+    DecisionQueued, DecisionSkipped, DecisionPostSkipped, DecisionPostStarted, DecisionPartPosted, DecisionPosted,
+    DecisionPostFailed, DecisionApproved, DecisionRejected, DecisionRescheduled,
+)
+
+
+def touched_decisions(items: Iterable[ReadItem]) -> set[str]:
+    """The decision rows a batch may change (the projector loads them first)."""
+    out: set[str] = set()
+    for it in items:
+        ev = it.event
+        if isinstance(ev, DECISION_EVENTS):
+            try:
+                out.add(uuid_str(ev.decision_id))
+            except ApplyError:
+                pass
+    return out
+
+
+def fold_batch(items: Iterable[ReadItem], existing: dict[str, DecisionRow]) -> BatchWrites:
+    """Every item of the batch, in order. A malformed or unusable event becomes a dead letter, never a stop."""
+    w = BatchWrites()
+    for it in items:
+        w.events += 1
+        w.last_seq = max(w.last_seq, it.seq)
+        if it.error is not None:
+            w.dead.append((it, it.error))
+            continue
+        if it.event is None:
+            continue
+        try:
+            _fold_one(w, existing, it.event, it.seq)
+        except (ApplyError, ValueError, TypeError, OverflowError) as exc:
+            w.dead.append((it, f"apply: {exc}"))
+    return w
+
+
+def _fold_one(w: BatchWrites, existing: dict[str, DecisionRow], ev: Any, seq: int) -> None:
+    if isinstance(ev, DECISION_EVENTS):
+        did = uuid_str(ev.decision_id)
+        before = w.decisions.get(did) or existing.get(did)
+        row = evolve_decision(before, ev, seq)
+        if row is not None:
+            w.decisions[did] = row
+        if isinstance(ev, DecisionPostStarted):
+            w.count(POSTS_ATTEMPTED, "", 1, seq)
+        elif isinstance(ev, DecisionPostSkipped):
+            w.count(POST_SKIPPED, text(ev.reason) or "", 1, seq)
+        elif isinstance(ev, DecisionPosted):
+            w.posted[did] = (
+                did, text(ev.tweet_id), ts(ev.posted_at), text(ev.bandit_arm), text(ev.timing_arm),
+                ev.decision_type, text(ev.url), ev.simulated, ev.recovered, as_json(ev.thread_tweet_ids), seq,
+            )
+    elif isinstance(ev, OutcomeRecorded):
+        did = uuid_str(ev.decision_id)
+        h = i4(ev.horizon_hours, "horizon_hours") or 0
+        w.outcomes[(did, h)] = (
+            did, h, text(ev.tweet_id), i8(ev.impressions, "impressions"), i8(ev.likes, "likes"),
+            i8(ev.retweets, "retweets"), i8(ev.replies, "replies"), i8(ev.bookmarks, "bookmarks"),
+            i8(ev.quotes, "quotes"), num(ev.er_calculated), ev.simulated, ts(ev.collected_at), seq,
+        )
+    elif isinstance(ev, ModelUpdated):
+        version = i4(ev.version, "version") or 0
+        for a in ev.arms:
+            w.arms[(text(a.scope) or "", text(a.arm) or "")] = (
+                a.scope, a.arm, i4(a.successes, "successes"), i4(a.failures, "failures"), num(a.alpha),
+                num(a.beta), version, ts(ev.occurred_at), seq,
+            )
+        for s in ev.slots:
+            w.slots[(text(ev.scope) or "", i4(s.hour, "hour") or 0)] = (
+                ev.scope, s.hour, i4(s.n, "n"), num(s.mean_er), version, ts(ev.occurred_at), seq,
+            )
+        w.models[(text(ev.scope) or "", version)] = (
+            ev.scope, version, i4(ev.outcomes_used, "outcomes_used"), ev.simulated_used, num(ev.success_er_threshold),
+            text(ev.predictor_skipped_reason), as_json(ev.predictors), len(ev.arms), ts(ev.occurred_at), seq,
+        )
+        if ev.arms:
+            w.count(ARMS_UPDATED, "", len(ev.arms), seq)
+    elif isinstance(ev, LlmCallCompleted | LlmCallFailed):
+        failed = isinstance(ev, LlmCallFailed)
+        w.usage[text(ev.request_id) or ""] = (
+            ev.request_id, text(ev.kind), text(ev.model), i4(ev.total_tokens, "total_tokens"),
+            i4(ev.prompt_tokens, "prompt_tokens"), i4(ev.completion_tokens, "completion_tokens"), num(ev.cost_usd) or 0,
+            text(ev.status), text(ev.failure_reason) if failed else None, ts(ev.occurred_at), seq,  # type: ignore[union-attr]
+        )
+    elif isinstance(ev, JobCompleted):
+        w.jobs[(text(ev.run_id) or "", text(ev.service) or "")] = (
+            ev.run_id, ev.service, text(ev.job), text(ev.status), as_json(ev.counts), text(ev.detail) or "",
+            ts(ev.occurred_at), seq,
+        )
+    elif isinstance(ev, FlagChanged):
+        w.flags.append((
+            seq, ev.event_id, text(ev.flag), text(ev.old_value), text(ev.new_value), text(ev.actor) or "",
+            text(ev.source) or "", ts(ev.occurred_at),
+        ))
+    # OutcomeCollectionFailed and others: in the log and in the timelines, no table row

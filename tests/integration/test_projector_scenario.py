@@ -1,0 +1,220 @@
+"""A deterministic account history (every event type the gateway projects), and the seed's database check on it.
+
+``scenario()`` is imported by the other gateway and projector tests.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import pytest
+
+from services.gateway.projector import Projector
+from shared.db import apply_migrations
+from shared.events import (
+    ArmState,
+    DecisionApproved,
+    DecisionPartPosted,
+    DecisionPosted,
+    DecisionPostFailed,
+    DecisionPostSkipped,
+    DecisionPostStarted,
+    DecisionQueued,
+    DecisionRejected,
+    DecisionRescheduled,
+    DecisionSkipped,
+    Event,
+    FlagChanged,
+    JobCompleted,
+    LlmCallCompleted,
+    LlmCallFailed,
+    ModelUpdated,
+    OutcomeCollectionFailed,
+    OutcomeRecorded,
+    PredictorState,
+    SlotState,
+    float32_bytes,
+)
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+def did(n: int, salt: str = "d") -> str:
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"xbot-test/{salt}/{n}"))
+
+
+def queued(n: int, *, source: str = "real", kind: str = "single", at: datetime | None = None, salt: str = "d",
+           **kw: object) -> DecisionQueued:
+    at = at or T0 + timedelta(minutes=n)
+    return DecisionQueued(
+        event_id=f"q-{salt}-{n}", occurred_at=at, decision_id=did(n, salt), decision_type=kind,  # type: ignore[arg-type]
+        content=f"Draft number {n}: one useful idea about shipping small, tested changes.",
+        parts=[f"part {n}.1", f"part {n}.2"] if kind == "thread" else [],
+        bandit_arm=["howto:story", "opinion:data", "howto:list"][n % 3], timing_arm=f"h{(9 + n) % 24:02d}",
+        quality_score=0.81, predicted_er=0.0423, generation_source=source,  # type: ignore[arg-type]
+        scheduled_at=at + timedelta(hours=1), topic_cluster=["howto", "opinion"][n % 2], angle="story",
+        content_hash=f"hash{n}", features={"len": 80 + n, "has_question": n % 2 == 0, "topic": "howto"},
+        embedding=float32_bytes([0.1 * (n % 7), 0.2, 0.3]), embedding_model="hashing-256",
+        target_tweet_id="1790000000000000001" if kind == "reply" else None,
+        target_username="someone" if kind == "reply" else None, model_version=3, **kw,  # type: ignore[arg-type]
+    )
+
+
+def scenario(n_bulk: int = 0) -> list[Event]:
+    """The story of a few days of the account, plus ``n_bulk`` extra decisions (queued, posted, measured)."""
+    ev: list[Event] = []
+    t = T0
+    # the seed's check: three real single drafts, queued
+    ev += [queued(i) for i in range(1, 4)]
+    # a gate blocked one (status skipped with the gate's reason)
+    sk = queued(4)
+    ev.append(DecisionSkipped(**{**{f: getattr(sk, f) for f in sk.__struct_fields__ if f != "event_id"},
+                                 "event_id": "s-4"}, gate="quality", skip_reason="score 0.55 < 0.7", score=0.55))
+    # the poster looked at one and did not post it (posting disabled): it stays queued
+    ev.append(DecisionPostSkipped(event_id="ps-1", occurred_at=t + timedelta(hours=1), decision_id=did(1),
+                                  reason="posting_disabled"))
+    ev.append(DecisionPostSkipped(event_id="ps-1b", occurred_at=t + timedelta(hours=1, minutes=1),
+                                  decision_id=did(2), reason="posting_disabled"))
+    # a thread: claimed, two parts, posted
+    ev.append(queued(5, kind="thread"))
+    ev.append(DecisionPostStarted(event_id="st-5", occurred_at=t + timedelta(hours=2), decision_id=did(5), attempt=1,
+                                  poster_id="poster-a"))
+    ev += [DecisionPartPosted(event_id=f"pp-5-{i}", occurred_at=t + timedelta(hours=2, seconds=i), decision_id=did(5),
+                              part_index=i, tweet_id=f"18000000000000000{i}") for i in range(2)]
+    ev.append(DecisionPosted(event_id="p-5", occurred_at=t + timedelta(hours=2, seconds=5), decision_id=did(5),
+                             tweet_id="180000000000000000", posted_at=t + timedelta(hours=2, seconds=4),
+                             decision_type="thread", bandit_arm="opinion:data", timing_arm="h11",
+                             url="https://x.com/acct/status/180000000000000000",
+                             thread_tweet_ids=["180000000000000000", "180000000000000001"]))
+    # a reply: two failed attempts, the last final
+    ev.append(queued(6, kind="reply"))
+    for a, final in ((1, False), (2, True)):
+        ev.append(DecisionPostStarted(event_id=f"st-6-{a}", occurred_at=t + timedelta(hours=3, minutes=a),
+                                      decision_id=did(6), attempt=a, poster_id="poster-b"))
+        ev.append(DecisionPostFailed(event_id=f"f-6-{a}", occurred_at=t + timedelta(hours=3, minutes=a, seconds=30),
+                                     decision_id=did(6), attempt=a, error="compose box not found",
+                                     error_code="selector", final=final))
+    # the operator: approve one, reject one, move one
+    ev.append(queued(7))
+    ev.append(queued(8))
+    ev.append(DecisionApproved(event_id="ap-7", occurred_at=t + timedelta(hours=4), decision_id=did(7), actor="ops"))
+    ev.append(DecisionRejected(event_id="rj-8", occurred_at=t + timedelta(hours=4), decision_id=did(8), actor="ops",
+                               reason="off brand"))
+    ev.append(DecisionRescheduled(event_id="rs-7", occurred_at=t + timedelta(hours=4, minutes=1), decision_id=did(7),
+                                  scheduled_at=t + timedelta(hours=5), actor="ops"))
+    # outcomes of the thread at +1 h (simulated) and +24 h (real)
+    for h, sim, imp in ((1, True, 1200), (24, False, 5400)):
+        ev.append(OutcomeRecorded(
+            event_id=f"outcome:{did(5)}:{h}", occurred_at=t + timedelta(hours=2 + h), decision_id=did(5),
+            tweet_id="180000000000000000", horizon_hours=h, impressions=imp, likes=40, retweets=5, replies=3,
+            bookmarks=2, quotes=1, er_calculated=round(51 / imp, 6), simulated=sim,
+            collected_at=t + timedelta(hours=2 + h), bandit_arm="opinion:data", timing_arm="h11",
+            decision_type="thread"))
+    ev.append(OutcomeCollectionFailed(event_id="ocf-5", occurred_at=t + timedelta(hours=30), decision_id=did(5),
+                                      tweet_id="180000000000000000", horizon_hours=48, reason="page_timeout",
+                                      attempt=1))
+    # the learner, twice (the second supersedes arms and slots)
+    for v in (1, 2):
+        ev.append(ModelUpdated(
+            event_id=f"m-{v}", occurred_at=t + timedelta(hours=26 + v), version=v,
+            arms=[ArmState(arm=a, scope="content", alpha=1.0 + v + i, beta=2.0 + i, successes=v + i, failures=1 + i)
+                  for i, a in enumerate(("howto:story", "opinion:data", "howto:list"))],
+            slots=[SlotState(hour=h, n=v * 2 + h % 3, mean_er=0.01 * (h % 5) if h % 4 else None) for h in range(24)],
+            predictors=[PredictorState(kind="ridge_er", feature_names=["len"], coefficients=[0.001], intercept=0.01,
+                                       means=[80.0], stds=[5.0], metrics={"r2_holdout": 0.12}, n_train=8,
+                                       n_holdout=2)] if v == 2 else [],
+            predictor_skipped_reason=None if v == 2 else "insufficient outcomes (need 5)",
+            outcomes_used=5 * v, simulated_used=True, success_er_threshold=0.03))
+    # LLM calls, one failed
+    for i in range(3):
+        ev.append(LlmCallCompleted(event_id=f"llm-{i}", occurred_at=t + timedelta(minutes=i), request_id=f"req-{i}",
+                                   kind="chat", model="gpt-4o-mini", prompt_tokens=300, completion_tokens=80,
+                                   total_tokens=380, cost_usd=0.000093, duration_ms=850.0, service="planner"))
+    ev.append(LlmCallFailed(event_id="llm-f", occurred_at=t + timedelta(minutes=9), request_id="req-f", kind="chat",
+                            model="gpt-4o-mini", failure_reason="rate_limited", service="planner"))
+    # job runs and a flag change
+    ev.append(JobCompleted(event_id="job-plan-1", occurred_at=t + timedelta(minutes=2), run_id="plan-1", job="plan",
+                           service="planner", status="ok", counts={"queued": 3, "skipped": 1}))
+    ev.append(JobCompleted(event_id="job-learn-1", occurred_at=t + timedelta(hours=28), run_id="learn-1", job="learn",
+                           service="learner", status="ok", counts={"arms_trained": 3}))
+    ev.append(FlagChanged(event_id="fc-1", occurred_at=t + timedelta(hours=5), flag="POSTING_DISABLED",
+                          old_value=None, new_value="false", actor="ops@example"))
+    # bulk: queued, claimed, posted (simulated), measured
+    for k in range(n_bulk):
+        at = T0 + timedelta(days=2, seconds=k)
+        d = did(k, "bulk")
+        ev.append(queued(k, source="synthetic", at=at, salt="bulk"))
+        ev.append(DecisionPostStarted(event_id=f"bst-{k}", occurred_at=at, decision_id=d, attempt=1,
+                                      poster_id="p", simulated=True))
+        ev.append(DecisionPosted(event_id=f"bp-{k}", occurred_at=at, decision_id=d, tweet_id=f"sim-{k}",
+                                 posted_at=at, decision_type="single", bandit_arm="howto:list", simulated=True))
+        ev.append(OutcomeRecorded(event_id=f"bo-{k}", occurred_at=at, decision_id=d, tweet_id=f"sim-{k}",
+                                  horizon_hours=1, impressions=100 + k, likes=k % 7, retweets=0, replies=1,
+                                  bookmarks=0, quotes=0, er_calculated=(k % 7 + 1) / (100 + k), simulated=True,
+                                  collected_at=at))
+    return ev
+
+
+async def project_all(bus, database_url: str, *, batch_size: int = 1000, name: str = "gateway") -> Projector:
+    """Project everything now in the log, then stop (returns the stopped projector)."""
+    p = Projector(bus, database_url, name=name, batch_size=batch_size, flush_s=0.001)
+    await p.run(follow=False)
+    await p.stop()
+    return p
+
+
+async def migrated(database_url: str) -> None:
+    conn = await asyncpg.connect(database_url)
+    try:
+        await apply_migrations(conn)
+    finally:
+        await conn.close()
+
+
+@pytest.mark.integration
+async def test_seed_database_check_answers_as_the_seed_shows(bus, database_url) -> None:
+    await migrated(database_url)
+    await bus.publish_many(scenario())
+    p = await project_all(bus, database_url)
+    assert p.position == await bus.last_seq()
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = await conn.fetch(
+            "SELECT status, generation_source, decision_type, COUNT(*) FROM content_metadata GROUP BY 1,2,3 ORDER BY 1,2,3"
+        )
+        got = {(r[0], r[1], r[2]): r[3] for r in rows}
+        assert got[("queued", "real", "single")] == 4  # 1, 2, 3 and the approved 7
+        assert got == {
+            ("queued", "real", "single"): 4, ("skipped", "real", "single"): 2,  # gate-blocked 4, rejected 8
+            ("posted", "real", "thread"): 1, ("failed", "real", "reply"): 1,
+        }
+        r1 = await conn.fetchrow("SELECT * FROM content_metadata WHERE decision_id = $1", did(1))
+        assert r1["status"] == "queued" and r1["last_post_skip"] == "posting_disabled" and r1["last_seq"] > 0
+        r4 = await conn.fetchrow("SELECT * FROM content_metadata WHERE decision_id = $1", did(4))
+        assert (r4["status"], r4["gate"], r4["skip_reason"]) == ("skipped", "quality", "score 0.55 < 0.7")
+        r6 = await conn.fetchrow("SELECT * FROM content_metadata WHERE decision_id = $1", did(6))
+        assert r6["attempts"] == 2 and r6["error_message"] == "selector: compose box not found"
+        r7 = await conn.fetchrow("SELECT * FROM content_metadata WHERE decision_id = $1", did(7))
+        assert r7["approval"] == "approved" and r7["scheduled_at"] == T0 + timedelta(hours=5)
+        r8 = await conn.fetchrow("SELECT * FROM content_metadata WHERE decision_id = $1", did(8))
+        assert (r8["status"], r8["approval"], r8["skip_reason"]) == ("skipped", "rejected", "rejected: off brand")
+        posted = await conn.fetchrow("SELECT * FROM posted_decisions")
+        assert posted["tweet_id"] == "180000000000000000" and str(posted["decision_id"]) == did(5)
+        outs = await conn.fetch("SELECT horizon_hours, simulated, er_calculated FROM outcomes ORDER BY 1")
+        assert [(o[0], o[1]) for o in outs] == [(1, True), (24, False)]
+        assert str(outs[0][2]) == "0.0425"  # the float's shortest form, not its binary expansion
+        arms = await conn.fetch("SELECT arm_name, alpha, model_version FROM bandit_arms ORDER BY arm_name")
+        assert [(a[0], float(a[1]), a[2]) for a in arms] == [
+            ("howto:list", 5.0, 2), ("howto:story", 3.0, 2), ("opinion:data", 4.0, 2)]
+        assert await conn.fetchval("SELECT COUNT(*) FROM timing_slots") == 24
+        usage = await conn.fetch("SELECT status, failure_reason FROM api_usage ORDER BY request_id")
+        assert [u["status"] for u in usage] == ["success"] * 3 + ["failed"]
+        assert usage[3]["failure_reason"] == "rate_limited"
+        counters = {(r[0], r[1]): r[2] for r in await conn.fetch("SELECT name, key, value FROM gateway_counters")}
+        assert counters == {("posts_attempted", ""): 3, ("post_skipped", "posting_disabled"): 2,
+                            ("bandit_arms_updated", ""): 6}
+        assert await conn.fetchval("SELECT last_seq FROM projection_offsets WHERE projector='gateway'") == p.position
+    finally:
+        await conn.close()
