@@ -180,7 +180,8 @@ class OpenAIEmbedder:
             matrix = np.asarray([r.embedding for r in rows], dtype=np.float32)
         except (TypeError, ValueError, AttributeError) as exc:
             raise LLMFailure("invalid_response", f"embeddings: {exc}", usage=usage) from None
-        if matrix.ndim != 2 or matrix.shape[0] != len(texts) or (self._dim and matrix.shape[1] != self._dim):
+        expected = self._dim or self._known_dim
+        if matrix.ndim != 2 or matrix.shape[0] != len(texts) or (expected and matrix.shape[1] != expected):
             raise LLMFailure("invalid_response", f"embeddings of shape {matrix.shape} for {len(texts)} texts", usage=usage)
         if not np.all(np.isfinite(matrix)):
             raise LLMFailure("invalid_response", "embeddings with non-finite values", usage=usage)

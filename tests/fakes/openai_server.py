@@ -1,0 +1,276 @@
+"""A local OpenAI-compatible server for tests: ``POST /v1/chat/completions`` and ``POST /v1/embeddings``.
+
+Chat answers are JSON drafts honouring the request (``response_format`` json_schema / json_object, the
+topic, angle and shape the prompt asks for, a reply for a reply), different for every request, with a
+realistic ``usage`` and the dated model name OpenAI answers with (``gpt-4o-mini-2024-07-18``). Embeddings are
+deterministic (hashing), honour ``dimensions`` and ``encoding_format`` (float or base64).
+
+Modes (``handle.set_mode``), for both endpoints:
+
+* ``ok``              -- a normal answer
+* ``rate_limit``      -- 429 ``rate_limit_exceeded``
+* ``quota``           -- 429 ``insufficient_quota``
+* ``server_error``    -- 500 ``server_error``
+* ``slow``            -- answers after ``slow_seconds`` (longer than the client's timeout in tests)
+* ``invalid_json``    -- 200 whose content is prose, not JSON (embeddings: a vector of the wrong size)
+
+Use in tests::
+
+    srv = start_openai_server()
+    try: ... AsyncOpenAI(base_url=srv.base_url, api_key="test") ...
+    finally: srv.stop()
+
+or alone: ``python -m tests.fakes.openai_server --port 8089 [--mode ok]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import itertools
+import json
+import re
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from shared.llm.port import DraftRequest
+from shared.llm.synthetic import HashingEmbedder, SyntheticWriter
+
+MODES = ("ok", "rate_limit", "quota", "server_error", "slow", "invalid_json")
+MODEL_SNAPSHOTS = {
+    "gpt-4o-mini": "gpt-4o-mini-2024-07-18",
+    "gpt-4o": "gpt-4o-2024-08-06",
+}
+EMBED_DIMS = {"text-embedding-3-small": 1536, "text-embedding-3-large": 3072, "text-embedding-ada-002": 1536}
+
+
+@dataclass
+class FakeState:
+    mode: str = "ok"
+    slow_seconds: float = 5.0
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    stopping: threading.Event = field(default_factory=threading.Event)
+    counter: itertools.count = field(default_factory=lambda: itertools.count(1))
+
+
+def _tokens(text: str) -> int:
+    """Roughly what tiktoken says for English: one token per ~4 characters."""
+    return max(1, round(len(text) / 4))
+
+
+def _error(status: int, message: str, type_: str, code: str | None) -> JSONResponse:
+    headers = {"x-request-id": f"req_{uuid.uuid4().hex[:24]}"}
+    if status == 429:
+        headers["retry-after"] = "1"
+    return JSONResponse(
+        {"error": {"message": message, "type": type_, "param": None, "code": code}}, status_code=status, headers=headers
+    )
+
+
+_TOPIC_RE = re.compile(r"topic '([^']*)'")
+_ANGLE_RE = re.compile(r"(?:angle|style) '([^']*)'")
+_TWEET_RE = re.compile(r"<<<\n(.*?)\n>>>", re.DOTALL)
+
+
+def _draft_request(messages: list[dict[str, Any]], seed: int) -> DraftRequest:
+    """What the prompt asks for (our own prompt wording; anything else gets a generic single post)."""
+    user = " ".join(str(m.get("content") or "") for m in messages if m.get("role") == "user")
+    topic = (m.group(1) if (m := _TOPIC_RE.search(user)) else "tech trends").replace(" ", "_")
+    angle = (m.group(1) if (m := _ANGLE_RE.search(user)) else "how to").replace(" ", "_")
+    if "reply" in user.lower() and (m := _TWEET_RE.search(user)):
+        return DraftRequest(kind="reply", topic=topic, angle=angle, context=m.group(1), seed=seed)
+    thread = "thread of" in user
+    return DraftRequest(kind="plan", topic=topic, angle=angle, decision_type="thread" if thread else "single", seed=seed)
+
+
+def create_app(state: FakeState) -> FastAPI:
+    app = FastAPI(title="fake-openai")
+    writer = SyntheticWriter()
+
+    async def failure_or_wait() -> JSONResponse | None:
+        mode = state.mode
+        if mode == "rate_limit":
+            return _error(429, "Rate limit reached for requests. Please try again in 1s.", "requests",
+                          "rate_limit_exceeded")
+        if mode == "quota":
+            return _error(429, "You exceeded your current quota, please check your plan and billing details.",
+                          "insufficient_quota", "insufficient_quota")
+        if mode == "server_error":
+            return _error(500, "The server had an error while processing your request. Sorry about that!",
+                          "server_error", None)
+        if mode == "slow":
+            deadline = time.monotonic() + state.slow_seconds
+            while time.monotonic() < deadline and not state.stopping.is_set():
+                await asyncio.sleep(0.05)
+        return None
+
+    @app.post("/v1/chat/completions")
+    async def chat(request: Request) -> JSONResponse:
+        body = await request.json()
+        n = next(state.counter)
+        state.requests.append({"path": "/v1/chat/completions", "body": body, "headers": dict(request.headers)})
+        failed = await failure_or_wait()
+        if failed is not None:
+            return failed
+        messages = body.get("messages") or []
+        if not isinstance(messages, list) or not messages:
+            return _error(400, "'messages' is a required property", "invalid_request_error", None)
+        model = str(body.get("model") or "gpt-4o-mini")
+        seed = int(body.get("seed") or 0) * 1_000_003 + n
+        draft = writer.write(_draft_request(messages, seed))
+        fmt = (body.get("response_format") or {}).get("type")
+        if state.mode == "invalid_json":
+            content = "Sure! Here is a great post for you: " + draft.parts[0]
+        elif fmt in ("json_schema", "json_object"):
+            content = json.dumps({"parts": draft.parts, "hook": draft.hook})
+        else:
+            content = "\n\n".join(draft.parts)
+        prompt_tokens = sum(_tokens(str(m.get("content") or "")) + 4 for m in messages) + 3
+        completion_tokens = _tokens(content)
+        finish = "stop"
+        limit = body.get("max_completion_tokens") or body.get("max_tokens")
+        if limit and completion_tokens > int(limit):
+            content, completion_tokens, finish = content[: int(limit) * 4], int(limit), "length"
+        return JSONResponse({
+            "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": MODEL_SNAPSHOTS.get(model, model),
+            "choices": [{
+                "index": 0,
+                "message": {"role": "assistant", "content": content, "refusal": None, "annotations": []},
+                "logprobs": None,
+                "finish_reason": finish,
+            }],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+                "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+                "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0},
+            },
+            "service_tier": "default",
+            "system_fingerprint": "fp_fake0001",
+        })
+
+    @app.post("/v1/embeddings")
+    async def embeddings(request: Request) -> JSONResponse:
+        body = await request.json()
+        state.requests.append({"path": "/v1/embeddings", "body": body, "headers": dict(request.headers)})
+        failed = await failure_or_wait()
+        if failed is not None:
+            return failed
+        raw = body.get("input")
+        texts = [raw] if isinstance(raw, str) else raw
+        if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
+            return _error(400, "'input' must be a string or a list of strings", "invalid_request_error", None)
+        model = str(body.get("model") or "text-embedding-3-small")
+        dim = int(body.get("dimensions") or EMBED_DIMS.get(model, 1536))
+        vectors = HashingEmbedder(dim).embed_texts(texts)
+        if state.mode == "invalid_json":
+            vectors = vectors[:, : max(1, dim // 2)]
+        b64 = body.get("encoding_format") == "base64"
+        data = [
+            {"object": "embedding", "index": i,
+             "embedding": base64.b64encode(v.astype("<f4").tobytes()).decode() if b64 else [float(x) for x in v]}
+            for i, v in enumerate(np.asarray(vectors))
+        ]
+        tokens = sum(_tokens(t) for t in texts)
+        return JSONResponse({"object": "list", "data": data, "model": model,
+                             "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
+
+    return app
+
+
+class FakeOpenAIServer:
+    """A running fake: ``base_url`` (ends in ``/v1``), ``requests`` (what it received), ``set_mode``, ``stop``."""
+
+    def __init__(self, state: FakeState, server: Any, thread: threading.Thread, port: int):
+        self.state = state
+        self._server = server
+        self._thread = thread
+        self.port = port
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    @property
+    def requests(self) -> list[dict[str, Any]]:
+        return self.state.requests
+
+    @property
+    def mode(self) -> str:
+        return self.state.mode
+
+    def set_mode(self, mode: str) -> None:
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+        self.state.mode = mode
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.state.stopping.set()
+        self._server.should_exit = True
+        self._thread.join(timeout)
+        if self._thread.is_alive():  # pragma: no cover - only if uvicorn hangs
+            self._server.force_exit = True
+            self._thread.join(timeout)
+
+    def __enter__(self) -> FakeOpenAIServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def start_openai_server(mode: str = "ok", *, slow_seconds: float = 5.0, port: int = 0,
+                        timeout: float = 10.0) -> FakeOpenAIServer:
+    """Serve the fake on 127.0.0.1 (a free port unless ``port``) in a background thread."""
+    import uvicorn
+
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+    state = FakeState(mode=mode, slow_seconds=slow_seconds)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    bound = int(sock.getsockname()[1])
+    config = uvicorn.Config(create_app(state), log_level="warning", access_log=False, lifespan="off",
+                            timeout_graceful_shutdown=2)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=f"fake-openai-{bound}", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            server.should_exit = True
+            sock.close()
+            raise RuntimeError("the fake OpenAI server did not start")
+        time.sleep(0.02)
+    return FakeOpenAIServer(state, server, thread, bound)
+
+
+def main(argv: list[str] | None = None) -> None:
+    import uvicorn
+
+    parser = argparse.ArgumentParser(description="A local OpenAI-compatible server (chat completions, embeddings).")
+    parser.add_argument("--port", type=int, default=8089)
+    parser.add_argument("--mode", choices=MODES, default="ok")
+    parser.add_argument("--slow-seconds", type=float, default=30.0)
+    args = parser.parse_args(argv)
+    state = FakeState(mode=args.mode, slow_seconds=args.slow_seconds)
+    print(f"fake OpenAI on http://127.0.0.1:{args.port}/v1 (mode={args.mode})", flush=True)
+    uvicorn.run(create_app(state), host="127.0.0.1", port=args.port, log_level="info")
+
+
+if __name__ == "__main__":
+    main()
