@@ -16,6 +16,7 @@ app = typer.Typer(
     "Start with `xbot up` (or `make up`); inspect with `xbot events`, `xbot flags`, `xbot streams`.",
     no_args_is_help=True,
     add_completion=False,
+    pretty_exceptions_enable=False,
 )
 events_app = typer.Typer(help="Read the event log (the truth every table is projected from).", no_args_is_help=True)
 flags_app = typer.Typer(help="Read and set runtime flag overrides (seen by every replica without a restart).",
@@ -269,7 +270,18 @@ def replay(
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except Exception as exc:  # one clear line instead of a traceback for the errors users meet
+        from nats.errors import NoRespondersError
+        from nats.js.errors import NoStreamResponseError, NotFoundError
+
+        if isinstance(exc, NoStreamResponseError | NoRespondersError | NotFoundError):
+            nats_url, _, ns = _connection()
+            typer.echo(f"no xbot streams at {nats_url} (namespace {ns}): is `xbot up` running? "
+                       "Set NATS_URL / XBOT_HOME to point at it.", err=True)
+            raise SystemExit(2) from None
+        raise
 
 
 if __name__ == "__main__":

@@ -132,6 +132,8 @@ class EmbeddedPostgres:
             return self._start_pgserver()
         prefix = self._as_user()
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        if self._user and not self._reachable_by_user(self.data_dir.parent):
+            self._relocate()
         sockdir = self.data_dir.parent / "pg-socket"
         sockdir.mkdir(parents=True, exist_ok=True)
         if self._user:
@@ -156,6 +158,26 @@ class EmbeddedPostgres:
         )
         wait_port(self.port, timeout)
         return self
+
+    def _reachable_by_user(self, path: Path) -> bool:
+        r = subprocess.run(["runuser", "-u", str(self._user), "--", "test", "-x", str(path)], check=False)
+        return r.returncode == 0
+
+    def _relocate(self) -> None:
+        """Running as root under a directory the server's user cannot enter (e.g. a 0700 temp dir): keep the
+        cluster in /var/tmp and leave a symlink where it was asked for, so data still survives restarts."""
+        import hashlib
+
+        if self.data_dir.is_symlink():
+            self.data_dir = self.data_dir.resolve()
+            return
+        key = hashlib.sha1(str(self.data_dir.resolve()).encode()).hexdigest()[:16]
+        real = Path("/var/tmp") / f"xbot-pg-{key}" / "data"
+        real.parent.mkdir(parents=True, exist_ok=True)
+        os.chmod(real.parent, 0o755)
+        if not self.data_dir.exists():
+            self.data_dir.symlink_to(real, target_is_directory=True)
+        self.data_dir = real
 
     def _start_pgserver(self) -> EmbeddedPostgres:
         try:

@@ -110,32 +110,35 @@ def run_up(home: Path, *, clock_speed: float, services: list[str] | None = None,
                 start_new_session=True,
             )
             children.append((name, p))
+        (home / "up.json").write_text(
+            json.dumps({"nats_url": nats.url, "database_url": pg.url, "gateway": f"http://127.0.0.1:{gport}",
+                        "pid": os.getpid(), "namespace": env.get("XBOT_NAMESPACE", "xbot")})
+        )
         echo(f"  services        {', '.join(names)}  (logs in {home / 'logs'})")
         echo(f"  mode            {env['MODE']}, shadow clock x{clock_speed:g} (an hour every {60 / clock_speed:g} min)")
         echo(f"  gateway         http://{env['GATEWAY_HOST']}:{gport}   dashboard /  API docs /docs")
         echo(f"  admin token     {token}")
         echo(f"  try: curl -s -XPOST -H 'Authorization: Bearer {token}' 'http://127.0.0.1:{gport}/admin/jobs/run?job=plan'")
         echo("Ctrl-C stops everything.")
-        (home / "up.json").write_text(
-            json.dumps({"nats_url": nats.url, "database_url": pg.url, "gateway": f"http://127.0.0.1:{gport}",
-                        "pid": os.getpid(), "namespace": env.get("XBOT_NAMESPACE", "xbot")})
-        )
-        restarts: dict[str, int] = {}
+        restarts: dict[str, list[float]] = {}
+        given_up: set[str] = set()
         while not stopping:
             time.sleep(0.5)
             for i, (name, p) in enumerate(children):
-                if p.poll() is not None and not stopping:
-                    n = restarts.get(name, 0) + 1
-                    restarts[name] = n
-                    echo(f"  {name} exited with {p.returncode}; restarting ({n}) — see {home / 'logs' / (name + '.log')}")
-                    if n > 5:
-                        echo(f"  {name} keeps failing; stopping")
-                        stopping = True
-                        break
-                    logf = open(home / "logs" / f"{name}.log", "ab")
-                    children[i] = (name, subprocess.Popen(
-                        [sys.executable, "-m", f"services.{name}"], env=env, stdout=logf, stderr=subprocess.STDOUT,
-                        start_new_session=True))
+                if stopping or name in given_up or p.poll() is None:
+                    continue
+                recent = [t for t in restarts.get(name, []) if time.monotonic() - t < 60] + [time.monotonic()]
+                restarts[name] = recent
+                logpath = home / "logs" / f"{name}.log"
+                if len(recent) > 5:
+                    echo(f"  {name} failed {len(recent)} times within a minute; not restarting it — see {logpath}")
+                    given_up.add(name)
+                    continue
+                echo(f"  {name} exited with {p.returncode}; restarting — see {logpath}")
+                logf = open(logpath, "ab")
+                children[i] = (name, subprocess.Popen(
+                    [sys.executable, "-m", f"services.{name}"], env=env, stdout=logf, stderr=subprocess.STDOUT,
+                    start_new_session=True))
         return 0
     finally:
         echo("stopping…")
