@@ -269,6 +269,22 @@ def replay(
     typer.echo(f"rebuilt from {stats.events} events in {stats.seconds:.2f}s ({stats.rate:,.0f} events/s)")
 
 
+@app.command()
+def bench(
+    quick: Annotated[bool, typer.Option("--quick", help="Small sizes (seconds, for smoke tests).")] = False,
+    only: Annotated[list[str] | None, typer.Option("--only", help="Run only these benchmarks (repeatable).")] = None,
+) -> None:
+    """Run the benchmarks against real NATS and PostgreSQL (started in a temp dir) and print each figure with its
+    baseline measured in the same run, the ratio and the goal. Also written to bench/results/latest.json."""
+    from bench.run import BENCHMARKS, main as bench_main
+
+    unknown = [o for o in only or [] if o not in BENCHMARKS]
+    if unknown:
+        typer.echo(f"unknown benchmark(s) {unknown}; choose from {', '.join(BENCHMARKS)}", err=True)
+        raise typer.Exit(2)
+    bench_main(quick=quick, only=only)
+
+
 def main() -> None:
     try:
         app()
