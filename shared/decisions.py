@@ -3,9 +3,11 @@
 ``RecentDecisions`` is evolved, in log order, from decision, model and llm events; nothing here does I/O.
 It holds:
 
-* ``index`` -- a :class:`~shared.gates.UniquenessIndex` of EVERY queued and posted decision of the last
-  ``uniqueness_window_days`` (embeddings + normalised content hashes); a decision that becomes skipped,
-  finally failed or rejected leaves it;
+* ``indexes`` -- per embedding model, a :class:`~shared.gates.UniquenessIndex` of EVERY queued and posted
+  decision of the last ``uniqueness_window_days`` (embeddings + normalised content hashes); a decision that
+  becomes skipped, finally failed or rejected leaves it. Vectors of different models are not comparable, so
+  a draft is compared with the decisions embedded by its own model, and its exact content hash with all
+  (``hash_twin``);
 * ``rotation`` / ``reply_rotation`` -- :class:`~shared.gates.RotationWindow` s of the last 7 days: posts
   (single, thread) in one, replies in the other (a reply's topic is its target account and its angle its
   style, so replies rotate over accounts and styles without crowding the posts' topics); skipped drafts
@@ -23,13 +25,17 @@ Applying an event twice changes nothing the second time (promise 6). Times are t
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
+from pydantic import Field, field_validator
 
+from shared.config import CommonSettings
+from shared.errors import ConfigError
 from shared.events import (
     DecisionPosted,
     DecisionPostFailed,
@@ -39,8 +45,19 @@ from shared.events import (
     DecisionSkipped,
     LlmCallCompleted,
     ModelUpdated,
+    new_event_id,
 )
-from shared.gates import RotationWindow, UniquenessIndex
+from shared.events.decision import FeatureValue
+from shared.gates import (
+    ChainOutcome,
+    GateConfig,
+    GateResult,
+    RotationWindow,
+    UniquenessIndex,
+    content_hash,
+    run_gate_chain,
+)
+from shared.gates.text import count_emoji, find_urls, weighted_length
 
 #: the event types this state evolves from (a projection decodes only these)
 INTERESTED: frozenset[str] = frozenset(
@@ -76,6 +93,7 @@ class DecisionInfo(msgspec.Struct, frozen=True, kw_only=True):
     target_tweet_id: str | None = None
     target_username: str | None = None
     generation_source: str = ""
+    content_hash: str = ""
 
     @property
     def is_reply(self) -> bool:
@@ -86,10 +104,11 @@ class DecisionInfo(msgspec.Struct, frozen=True, kw_only=True):
 class RecentDecisions:
     """The recent-decisions state; see the module docstring. Build it with ``RecentDecisions.empty(...)``."""
 
-    index: UniquenessIndex
     rotation: RotationWindow
     reply_rotation: RotationWindow
     uniqueness_window: timedelta
+    indexes: dict[str, UniquenessIndex] = field(default_factory=dict)
+    hashes: dict[str, set[str]] = field(default_factory=dict)
     decisions: dict[str, DecisionInfo] = field(default_factory=dict)
     targets: dict[str, str] = field(default_factory=dict)
     model: ModelUpdated | None = None
@@ -101,13 +120,34 @@ class RecentDecisions:
     def empty(cls, *, uniqueness_window_days: float = 30.0, rotation_window_days: float = ROTATION_WINDOW_DAYS
               ) -> RecentDecisions:
         return cls(
-            index=UniquenessIndex(window_days=uniqueness_window_days),
             rotation=RotationWindow(window_days=rotation_window_days),
             reply_rotation=RotationWindow(window_days=rotation_window_days),
             uniqueness_window=timedelta(days=uniqueness_window_days),
         )
 
     # ------------------------------------------------------------------------------------------ queries
+
+    def index_for(self, embedding_model: str) -> UniquenessIndex:
+        """The uniqueness index of one embedding model (empty until a decision embedded by it is queued)."""
+        index = self.indexes.get(embedding_model)
+        if index is None:
+            index = self.indexes[embedding_model] = UniquenessIndex(
+                window_days=self.uniqueness_window.total_seconds() / 86400
+            )
+        return index
+
+    def indexed(self) -> int:
+        return sum(len(i) for i in self.indexes.values())
+
+    def hash_twin(self, content_hash: str, now: datetime, *, exclude: Iterable[str] = ()) -> str | None:
+        """A queued or posted decision of the uniqueness window with this exact normalised hash, any model."""
+        cutoff = now - self.uniqueness_window
+        skip = set(exclude)
+        for d in sorted(self.hashes.get(content_hash, ())):
+            info = self.decisions.get(d)
+            if d not in skip and info is not None and info.at >= cutoff:
+                return d
+        return None
 
     def window_for(self, decision_type: str) -> RotationWindow:
         return self.reply_rotation if decision_type == "reply" else self.rotation
@@ -204,6 +244,7 @@ class RecentDecisions:
             target_tweet_id=ev.target_tweet_id,
             target_username=ev.target_username,
             generation_source=ev.generation_source,
+            content_hash=ev.content_hash,
         )
         self.decisions[ev.decision_id] = info
         if ev.target_tweet_id:
@@ -211,11 +252,23 @@ class RecentDecisions:
         window = self.window_for(ev.decision_type)
         if status == "queued":
             if ev.embedding:
-                self.index.add(ev.decision_id, ev.embedding, ev.content_hash, at)
+                self.index_for(ev.embedding_model).add(ev.decision_id, ev.embedding, ev.content_hash, at)
+            if ev.content_hash:
+                self.hashes.setdefault(ev.content_hash, set()).add(ev.decision_id)
             window.add(ev.decision_id, ev.topic_cluster, ev.angle, at, "queued")
         else:
-            self.index.remove(ev.decision_id)
+            self._unindex(ev.decision_id, ev.content_hash)
             window.remove(ev.decision_id)
+
+    def _unindex(self, decision_id: str, chash: str | None) -> None:
+        for index in self.indexes.values():
+            index.remove(decision_id)
+        if chash:
+            ids = self.hashes.get(chash)
+            if ids is not None:
+                ids.discard(decision_id)
+                if not ids:
+                    del self.hashes[chash]
 
     def _on_posted(self, ev: DecisionPosted) -> None:
         info = self.decisions.get(ev.decision_id)
@@ -233,14 +286,15 @@ class RecentDecisions:
         if info is None or info.status == "posted":
             return
         self.decisions[decision_id] = msgspec.structs.replace(info, status=status)
-        self.index.remove(decision_id)
+        self._unindex(decision_id, info.content_hash)
         self.window_for(info.decision_type).remove(decision_id)
 
     # ------------------------------------------------------------------------------------------ upkeep
 
     def prune(self, now: datetime) -> int:
         """Forget what is older than every window (keeps answered targets: they are never answered again)."""
-        self.index.prune(now)
+        for index in self.indexes.values():
+            index.prune(now)
         self.rotation.prune(now)
         self.reply_rotation.prune(now)
         horizon = max(self.uniqueness_window, self.rotation.window, REPLY_WINDOW)
@@ -251,7 +305,7 @@ class RecentDecisions:
             if info.status != "queued" and max(info.at, info.posted_at or info.at) < cutoff
         ]
         for d in old:
-            del self.decisions[d]
+            self._unindex(d, self.decisions.pop(d).content_hash)
         for day in [day for day in self.spend if day < (now - timedelta(days=7)).date()]:
             del self.spend[day]
         return len(old)
@@ -262,7 +316,7 @@ class RecentDecisions:
             counts[d.status] = counts.get(d.status, 0) + 1
         return {
             "decisions": counts,
-            "indexed": len(self.index),
+            "indexed": self.indexed(),
             "targets_answered": len(self.targets),
             "model_version": self.model.version if self.model else None,
             "llm_calls": self.llm_calls,
@@ -309,3 +363,252 @@ def hour_window(hour: int, now: datetime, *, days_ahead: int = 0) -> tuple[datet
     start += timedelta(days=days_ahead)
     begin = max(start, now.replace(microsecond=0))
     return begin, start + timedelta(hours=1)
+
+
+# ---------------------------------------------------------------------------------------------- judging
+
+
+def draft_features(parts: Sequence[str], *, decision_type: str, topic: str, angle: str, hour: int | None
+                   ) -> dict[str, FeatureValue]:
+    """What a decision looked like when it was queued: the seed's ``features`` column, the predictors' inputs."""
+    text = " ".join(parts)
+    return {
+        "decision_type": decision_type,
+        "topic": topic,
+        "angle": angle,
+        "hour": hour,
+        "n_parts": len(parts),
+        "weighted_length": sum(weighted_length(p) for p in parts),
+        "has_question": "?" in text,
+        "has_number": any(ch.isdigit() for ch in text),
+        "n_hashtags": text.count("#"),
+        "n_emoji": count_emoji(text),
+        "n_urls": len(find_urls(text)),
+    }
+
+
+def judge_draft(
+    *,
+    decision_id: str,
+    decision_type: str,
+    parts: Sequence[str],
+    bandit_arm: str,
+    topic: str,
+    angle: str,
+    embedding: bytes,
+    embedding_model: str,
+    generation_source: str,
+    state: RecentDecisions,
+    now: datetime,
+    live: bool,
+    gate: GateConfig,
+    scheduled_at: datetime | None,
+    timing_arm: str | None,
+    predicted_er: float | None = None,
+    features: dict[str, FeatureValue] | None = None,
+    model_version: int | None = None,
+    target_tweet_id: str | None = None,
+    target_username: str | None = None,
+    correlation_id: str | None = None,
+    event_id: str | None = None,
+) -> tuple[DecisionQueued | DecisionSkipped, ChainOutcome]:
+    """Run the gate chain on one draft and write the event that records it: ``decision.queued`` when every
+    gate passed, else ``decision.skipped`` with the blocking gate, its reason and score (no schedule)."""
+    part_list = list(parts)
+    chash = content_hash(part_list)
+    outcome = run_gate_chain(
+        parts=part_list,
+        decision_type=decision_type,
+        embedding=embedding,
+        topic=topic,
+        angle=angle,
+        index=state.index_for(embedding_model),
+        window=state.window_for(decision_type),
+        now=now,
+        live=live,
+        content_hash=chash,
+        config=gate,
+        exclude=(decision_id,),
+    )
+    twin = state.hash_twin(chash, now, exclude=(decision_id,))
+    if outcome.passed and twin is not None:  # the same text queued under another embedding model
+        blocked_by = GateResult("uniqueness", False, "duplicate_hash", 1.0, {"duplicate_of": twin})
+        results = [r for r in outcome.results if r.gate == "quality"] + [blocked_by]
+        outcome = ChainOutcome(False, results, blocked_by)
+    quality = outcome.result("quality")
+    common: dict[str, Any] = dict(
+        event_id=event_id or new_event_id(),
+        occurred_at=now,
+        correlation_id=correlation_id,
+        decision_id=decision_id,
+        decision_type=decision_type,
+        content="\n\n".join(part_list),
+        parts=part_list,
+        bandit_arm=bandit_arm,
+        timing_arm=timing_arm,
+        quality_score=None if quality is None or quality.score is None else round(float(quality.score), 6),
+        predicted_er=predicted_er,
+        generation_source=generation_source,
+        topic_cluster=topic,
+        angle=angle,
+        content_hash=chash,
+        features=dict(features or {}),
+        embedding=embedding,
+        embedding_model=embedding_model,
+        target_tweet_id=target_tweet_id,
+        target_username=target_username,
+        model_version=model_version,
+    )
+    if outcome.passed:
+        return DecisionQueued(scheduled_at=scheduled_at, **common), outcome
+    blocked = outcome.blocked_by
+    assert blocked is not None
+    return (
+        DecisionSkipped(
+            scheduled_at=None,
+            gate=blocked.gate,
+            skip_reason=blocked.reason,
+            score=None if blocked.score is None else float(blocked.score),
+            **common,
+        ),
+        outcome,
+    )
+
+
+# ---------------------------------------------------------------------------------------------- drafting
+
+
+class LLMSettings(CommonSettings):
+    """Settings of a service that drafts with the LLM (the planner, the replier). OPENAI_MODEL, EMBED_MODEL,
+    the budget and the circuit are flags (runtime-changeable); these are the rest."""
+
+    #: required when MODE=live: the service stops at start with one line without it
+    OPENAI_API_KEY: str = ""
+    #: an OpenAI-compatible endpoint (empty = OpenAI's own)
+    OPENAI_BASE_URL: str = ""
+    #: per-model prices overriding the built-in table, e.g. {"gpt-4o-mini": [0.15, 0.6]}
+    LLM_PRICES_JSON: str = ""
+    #: seconds before one LLM call counts as failed (reason timeout)
+    LLM_TIMEOUT_SECONDS: float = Field(30.0, gt=0, le=600)
+    #: completion tokens a draft may use (what the budget reserves per call)
+    LLM_MAX_OUTPUT_TOKENS: int = Field(700, ge=50, le=16000)
+    #: json_schema (structured outputs) or json_object (plain JSON mode, for servers without the former)
+    LLM_JSON_MODE: str = Field("json_schema", pattern=r"^(json_schema|json_object)$")
+    #: keep this many days of queued/posted decisions in the uniqueness check
+    UNIQUENESS_WINDOW_DAYS: float = Field(30.0, gt=0, le=3650)
+    #: dimensions of the local hashing embedder of shadow mode
+    LOCAL_EMBED_DIM: int = Field(256, ge=16, le=8192)
+
+    @field_validator("LLM_PRICES_JSON")
+    @classmethod
+    def _prices(cls, v: str) -> str:
+        from shared.llm.pricing import PriceTable
+
+        try:
+            PriceTable.from_json(v)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return v
+
+    def check_live(self, flags: Any) -> None:
+        """MODE=live needs OPENAI_API_KEY: raise the one-line ConfigError the runtime prints at start."""
+        if getattr(flags, "MODE", "shadow") == "live" and not self.OPENAI_API_KEY.strip():
+            raise ConfigError("OPENAI_API_KEY is missing (MODE=live needs it)")
+
+
+class Writer(Protocol):
+    """Drafts and embeds: ``GuardedLLM`` in live mode, ``LocalWriter`` in shadow mode."""
+
+    async def draft(self, request: Any, *, correlation_id: str | None = None) -> Any: ...
+
+    async def embed(self, texts: Sequence[str], *, correlation_id: str | None = None) -> Any: ...
+
+
+class LocalWriter:
+    """Shadow mode's writer: the synthetic writer and the local hashing embedder (no network, no cost, no
+    ``llm.*`` events: nothing is called)."""
+
+    def __init__(self, *, embed_dim: int = 256) -> None:
+        from shared.llm.synthetic import HashingEmbedder, SyntheticWriter
+
+        self.llm = SyntheticWriter()
+        self.embedder = HashingEmbedder(embed_dim)
+
+    async def draft(self, request: Any, *, correlation_id: str | None = None) -> Any:
+        return await self.llm.draft(request)
+
+    async def embed(self, texts: Sequence[str], *, correlation_id: str | None = None) -> Any:
+        return await self.embedder.embed(texts)
+
+
+class LiveWriters:
+    """Live mode's writer: ``GuardedLLM`` over the OpenAI adapters, the shared KV budget and ``emit``.
+
+    Built lazily per (OPENAI_MODEL, EMBED_MODEL) flag values, so a runtime model change applies on the next
+    call; ``None`` when OPENAI_API_KEY is not set.
+    """
+
+    def __init__(
+        self,
+        settings: LLMSettings,
+        *,
+        budget_store: Any,
+        flags: Callable[[], Any],
+        clock: Callable[[], datetime],
+        emit: Callable[[Any], Awaitable[None]],
+    ) -> None:
+        self.settings = settings
+        self.budget_store = budget_store
+        self.flags = flags
+        self.clock = clock
+        self.emit = emit
+        self._built: dict[tuple[str, str], Any] = {}
+
+    def current(self) -> Any | None:
+        s = self.settings
+        if not s.OPENAI_API_KEY.strip():
+            return None
+        f = self.flags()
+        key = (f.OPENAI_MODEL, f.EMBED_MODEL)
+        guarded = self._built.get(key)
+        if guarded is None:
+            from shared.llm import GuardedLLM, PriceTable, openai_adapters
+
+            llm, embedder = openai_adapters(
+                s.OPENAI_API_KEY,
+                base_url=s.OPENAI_BASE_URL or None,
+                model=f.OPENAI_MODEL,
+                embed_model=f.EMBED_MODEL,
+                timeout=s.LLM_TIMEOUT_SECONDS,
+                max_output_tokens=s.LLM_MAX_OUTPUT_TOKENS,
+                json_mode=s.LLM_JSON_MODE,
+            )
+            guarded = GuardedLLM(
+                llm, embedder, self.budget_store, self.flags, self.clock, self.emit,
+                prices=PriceTable.from_json(s.LLM_PRICES_JSON),
+            )
+            self._built[key] = guarded
+        return guarded
+
+    async def close(self) -> None:
+        for guarded in self._built.values():
+            client = getattr(guarded.llm, "client", None)
+            if client is not None:
+                with contextlib.suppress(Exception):
+                    await client.close()
+        self._built.clear()
+
+
+async def llm_writers(ctx: Any, settings: LLMSettings) -> tuple[LocalWriter, LiveWriters]:
+    """Wire a drafting service (``ctx`` is its ``ServiceContext``): the shadow writer, and the live writer
+    factory over the shared KV budget that reports every call as an ``llm.*`` event on the bus."""
+    from shared.llm import KVBudgetStore, record_to_event
+
+    bus = ctx.bus
+
+    async def emit(record: Any) -> None:
+        await bus.publish(record_to_event(record, service=ctx.name))
+
+    budget = KVBudgetStore(await bus.kv("budget"))
+    live = LiveWriters(settings, budget_store=budget, flags=ctx.flags.current, clock=ctx.clock.now, emit=emit)
+    return LocalWriter(embed_dim=settings.LOCAL_EMBED_DIM), live

@@ -1,0 +1,182 @@
+"""The planner's pure core: what to write next, when to post it, and whether it may be queued.
+
+For each draft of a ``plan`` run (no I/O here; the handler does the LLM calls and the publishing):
+
+1. **Arm** -- a content arm ``<topic>:<angle>`` by Thompson sampling from the latest ``model.updated``
+   posteriors of scope ``content`` (uniform Beta(1, 1) for an arm without one, so before any model every arm
+   is equally likely). Arms whose topic or angle the rotation gate would block right now are left out first
+   (when at least one arm remains), so no LLM money is spent on a draft that cannot be queued.
+2. **Type** -- ``thread`` with probability ``thread_ratio``, else ``single``.
+3. **Slot** -- an hour by UCB1 over the 24 hourly slots of the model (every hour untried before any model),
+   among the hours whose next occurrence still has room; ``scheduled_at`` is the earliest moment of that
+   occurrence that keeps ``gap`` (``MIN_POST_INTERVAL_MINUTES``, or 60 / ``MAX_POSTS_PER_HOUR`` minutes when
+   that is longer, so the poster can honour both) from every queued post and every recent post.
+4. **Judge** -- after the draft and its embedding come back: the gate chain (quality, uniqueness over every
+   queued and posted decision of the window, rotation over the last 7 days), then ``decision.queued`` or
+   ``decision.skipped`` (see ``shared.decisions.judge_draft``).
+
+``predicted_er`` comes from the latest model's ER predictor, ``None`` when there is none (never made up).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import msgspec
+import numpy as np
+
+from shared.decisions import RecentDecisions, earliest_free, hour_window
+from shared.events import ArmState, ModelUpdated
+from shared.flags import Flags
+from shared.gates import GateConfig, RotationWindow, rotation_gate
+from shared.learning.arms import CONTENT_SCOPE, HOURS, default_content_arms, split_arm, timing_arm
+from shared.learning.bandits import thompson_choose, ucb1_choose
+
+#: how many days ahead a fully booked hour is searched for room before giving up on spacing
+MAX_DAYS_AHEAD = 60
+
+
+class PlanPolicy(msgspec.Struct, frozen=True, kw_only=True):
+    """The knobs of one run, from the flags and the settings."""
+
+    live: bool
+    gate: GateConfig = GateConfig()
+    min_interval_minutes: int = 15
+    max_posts_per_hour: int = 1
+    thread_ratio: float = 0.25
+    arms: tuple[str, ...] = ()
+
+    @property
+    def gap(self) -> timedelta:
+        minutes = float(self.min_interval_minutes)
+        if self.max_posts_per_hour > 0:
+            minutes = max(minutes, 60.0 / self.max_posts_per_hour)
+        return timedelta(minutes=minutes)
+
+    def content_arms(self) -> tuple[str, ...]:
+        return self.arms or default_content_arms()
+
+
+def gate_config(flags: Flags) -> GateConfig:
+    return GateConfig(min_quality_score=flags.MIN_QUALITY_SCORE, dup_cosine_threshold=flags.DUP_COSINE_THRESHOLD)
+
+
+def policy_from(flags: Flags, *, thread_ratio: float = 0.25, arms: Sequence[str] = ()) -> PlanPolicy:
+    return PlanPolicy(
+        live=flags.live,
+        gate=gate_config(flags),
+        min_interval_minutes=flags.MIN_POST_INTERVAL_MINUTES,
+        max_posts_per_hour=flags.MAX_POSTS_PER_HOUR,
+        thread_ratio=thread_ratio,
+        arms=tuple(arms),
+    )
+
+
+class Choice(msgspec.Struct, frozen=True, kw_only=True):
+    """What one draft will be: its arm, type and slot, before a word is written."""
+
+    decision_id: str
+    bandit_arm: str
+    topic: str
+    angle: str
+    decision_type: str
+    hour: int
+    timing_arm: str
+    scheduled_at: datetime
+    model_version: int | None
+    seed: int
+
+
+def posteriors(model: ModelUpdated | None, scope: str) -> dict[tuple[str, str], ArmState]:
+    """The model's Beta posteriors of one scope, keyed ``(scope, arm)`` as ``thompson_choose`` wants them."""
+    if model is None:
+        return {}
+    return {(a.scope, a.arm): a for a in model.arms if a.scope == scope}
+
+
+def eligible_arms(arms: Sequence[str], window: RotationWindow, now: datetime, gate: GateConfig) -> list[str]:
+    """The arms whose topic and angle the rotation gate would let through now (all of them when none would)."""
+    ok: list[str] = []
+    verdicts: dict[tuple[str, str], bool] = {}
+    for arm in arms:
+        topic, angle = split_arm(arm)
+        key = (topic, angle)
+        if key not in verdicts:
+            verdicts[key] = rotation_gate(
+                topic, angle, window, now=now, topic_max=gate.topic_max, angle_max=gate.angle_max,
+                min_sample=gate.min_sample,
+            ).passed
+        if verdicts[key]:
+            ok.append(arm)
+    return ok or list(arms)
+
+
+def choose_arm(state: RecentDecisions, policy: PlanPolicy, now: datetime, rng: np.random.Generator) -> str:
+    arms = eligible_arms(policy.content_arms(), state.rotation, now, policy.gate)
+    return thompson_choose(posteriors(state.model, CONTENT_SCOPE), arms, rng, scope=CONTENT_SCOPE)
+
+
+def choose_slot(
+    model: ModelUpdated | None, busy: Sequence[datetime], now: datetime, gap: timedelta, rng: np.random.Generator
+) -> tuple[int, datetime]:
+    """UCB1 over the hours that still have room in their next occurrence; the earliest free moment in it."""
+    free = {h: earliest_free(*hour_window(h, now), busy, gap) for h in HOURS}
+    open_hours = [h for h in HOURS if free[h] is not None]
+    slots = list(model.slots) if model is not None else []
+    hour = ucb1_choose(slots, rng, hours=open_hours or HOURS)
+    at = free[hour]
+    days = 1
+    while at is None and days <= MAX_DAYS_AHEAD:
+        at = earliest_free(*hour_window(hour, now, days_ahead=days), busy, gap)
+        days += 1
+    if at is None:  # booked solid for two months: keep the spacing, leave the hour
+        at = earliest_free(hour_window(hour, now)[0], None, busy, gap)
+        assert at is not None
+    return hour, at
+
+
+def choose(
+    state: RecentDecisions,
+    policy: PlanPolicy,
+    now: datetime,
+    rng: np.random.Generator,
+    *,
+    decision_id: str,
+) -> Choice:
+    """Arm, type and slot of the next draft (see the module docstring)."""
+    arm = choose_arm(state, policy, now, rng)
+    topic, angle = split_arm(arm)
+    decision_type = "thread" if rng.random() < policy.thread_ratio else "single"
+    busy = state.busy_times()
+    hour, at = choose_slot(state.model, busy, now, policy.gap, rng)
+    return Choice(
+        decision_id=decision_id,
+        bandit_arm=arm,
+        topic=topic,
+        angle=angle,
+        decision_type=decision_type,
+        hour=hour,
+        timing_arm=timing_arm(hour),
+        scheduled_at=at,
+        model_version=state.model.version if state.model is not None else None,
+        seed=int(rng.integers(0, 2**31 - 1)),
+    )
+
+
+Predictor = Callable[[ModelUpdated, dict[str, Any]], float | None]
+
+
+def predicted_er(model: ModelUpdated | None, features: dict[str, Any], predict: Predictor | None) -> float | None:
+    """The latest model's ER prediction for a draft, or ``None`` when there is no model, no predictor or no
+    prediction (never a made-up number)."""
+    if model is None or not model.predictors or predict is None:
+        return None
+    try:
+        value = predict(model, features)
+    except Exception:
+        return None
+    if value is None or not np.isfinite(value):
+        return None
+    return round(float(value), 6)
