@@ -25,7 +25,7 @@ import numpy as np
 
 from shared.bus import BusNames, ConsumerPolicy, Delivered, JetStreamBus, Projection, StreamSettings
 from shared.embedded import EmbeddedNats, EmbeddedPostgres
-from shared.events import LlmCallCompleted, decode, encode
+from shared.events import LlmCallCompleted, encode
 
 RESULTS = Path(__file__).parent / "results" / "latest.json"
 

@@ -361,6 +361,29 @@ def _decode_command(data: bytes) -> Command:
     return decode_command(data)
 
 
+class _Keepalive:
+    """Sends ``in_progress`` for a handler that runs long, without a task per message on the hot path."""
+
+    def __init__(self, msg: Any, every: float):
+        self.msg, self.every = msg, every
+        self._loop = asyncio.get_running_loop()
+        self._handle: asyncio.TimerHandle | None = self._loop.call_later(every, self._fire)
+        self._task: asyncio.Task[Any] | None = None
+
+    def _fire(self) -> None:
+        self._task = self._loop.create_task(self._send())
+        self._handle = self._loop.call_later(self.every, self._fire)
+
+    async def _send(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.msg.in_progress()
+
+    def cancel(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+
 class JetStreamConsumer:
     """Batch fetch, bounded concurrency, the ack policy, dead letters, ``in_progress`` and drain."""
 
@@ -393,6 +416,9 @@ class JetStreamConsumer:
                     # drain: leave the rest unacked, the server redelivers them to the next consumer
                     break
                 await self._sem.acquire()
+                if self.policy.concurrency == 1:
+                    await self._handle(msg)  # in order, no task per message
+                    continue
                 t = asyncio.create_task(self._handle(msg))
                 self._inflight.add(t)
                 t.add_done_callback(self._inflight.discard)
@@ -415,7 +441,7 @@ class JetStreamConsumer:
             except Exception as exc:
                 await self._poison(msg, d, f"decode: {type(exc).__name__}: {exc}")
                 return
-            keepalive = asyncio.create_task(self._keepalive(msg))
+            keepalive = _Keepalive(msg, self.policy.in_progress_every_s)
             try:
                 await self.handler(d)
             except Poison as exc:
@@ -431,7 +457,7 @@ class JetStreamConsumer:
                 await self._retry(msg, d, f"{type(exc).__name__}: {exc}", None)
                 return
             finally:
-                await cancel_quietly(keepalive)
+                keepalive.cancel()
             await msg.ack()
             self.processed += 1
         except Exception:
@@ -439,11 +465,6 @@ class JetStreamConsumer:
         finally:
             self._sem.release()
 
-    async def _keepalive(self, msg: Any) -> None:
-        while True:
-            await asyncio.sleep(self.policy.in_progress_every_s)
-            with contextlib.suppress(Exception):
-                await msg.in_progress()
 
     async def _retry(self, msg: Any, d: Delivered, error: str, delay: float | None) -> None:
         if d.num_delivered >= self.policy.max_deliver:
