@@ -24,7 +24,7 @@ import msgspec
 import numpy as np
 
 from shared.bus import BusNames, ConsumerPolicy, Delivered, JetStreamBus, Projection, StreamSettings
-from shared.embedded import EmbeddedNats, EmbeddedPostgres
+from shared.embedded import EmbeddedNats, EmbeddedPostgres, free_port
 from shared.events import LlmCallCompleted, encode
 
 RESULTS = Path(__file__).parent / "results" / "latest.json"
@@ -273,11 +273,11 @@ async def bench_rss(ctx: Ctx) -> list[Row]:
     for name in existing_services():
         ctx.progress(f"idle RSS: {name}")
         env = dict(os.environ, NATS_URL=ctx.nats.url, DATABASE_URL=ctx.pg.url, XBOT_NAMESPACE=ns, LOG_FORMAT="json",
-                   GATEWAY_PORT=str(__import__("shared.embedded").embedded.free_port()), MODE="shadow")
-        p = subprocess.Popen([sys.executable, "-m", f"services.{name}"], env=env, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
+                   GATEWAY_PORT=str(free_port()), MODE="shadow")
+        p = subprocess.Popen(  # noqa: ASYNC220 - a child we measure, started once per service
+            [sys.executable, "-m", f"services.{name}"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            time.sleep(4 if ctx.quick else 8)
+            await asyncio.sleep(4 if ctx.quick else 8)
             rss = psutil.Process(p.pid).memory_info().rss / 1e6 if p.poll() is None else None
         finally:
             p.terminate()

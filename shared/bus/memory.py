@@ -225,8 +225,7 @@ class InMemoryBus:
                 if not follow:
                     return
             async with self.events.changed:
-                target = pos
-                await self.events.changed.wait_for(lambda: self.events.last_seq >= target)
+                await self.events.changed.wait_for(lambda target=pos: self.events.last_seq >= target)  # type: ignore[misc]
 
     async def consume(self, durable: str, filter_subject: str, handler: Handler, *, stream: str = "events",
                       policy: ConsumerPolicy | None = None, decoder: Decoder | None = None) -> _Durable:
