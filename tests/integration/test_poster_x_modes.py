@@ -1,0 +1,335 @@
+"""The poster wired by its bootstrap (real nats-server, real FlagStore, the service runtime) against the X
+imitation in headless Chromium: each X failure mode ends in the documented state and never in a made-up
+tweet id; threads and replies go through the real adapter; shadow mode never touches the browser; a flag
+flipped in the KV bucket mid-run stops the next post."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from services.poster.bootstrap import build
+from services.poster.config import PosterSettings
+from services.poster.domain import PosterState
+from services.poster.handlers import Poster, PostingPolicy
+from shared.bus import JetStreamBus, Projection
+from shared.clock import Clock
+from shared.config import load_settings
+from shared.events import (
+    Command,
+    DecisionPartPosted,
+    DecisionPosted,
+    DecisionPostFailed,
+    DecisionPostSkipped,
+    DecisionQueued,
+    Event,
+    new_event_id,
+    utcnow,
+)
+from shared.flagstore import FlagStore
+from shared.service import ServiceContext, ServiceRuntime
+from tests.fakes.x_imitation import XImitation, start_x_imitation
+from tests.unit.test_poster_handlers import FakeAccounts, FakeX
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+
+CHROMIUM = "/usr/bin/chromium"
+needs_chromium = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian chromium is not installed")
+
+
+@pytest.fixture(scope="module")
+def imitation() -> Iterator[XImitation]:
+    x = start_x_imitation(user="alice")
+    try:
+        yield x
+    finally:
+        x.stop()
+
+
+@pytest.fixture
+def x(imitation: XImitation) -> XImitation:
+    imitation.state.reset()
+    return imitation
+
+
+class Service:
+    def __init__(self, runtime: ServiceRuntime, ctx: ServiceContext):
+        self.runtime, self.ctx = runtime, ctx
+
+    async def run(self) -> dict[str, int]:
+        cmd = Command(job="posting", run_id=uuid.uuid4().hex, requested_at=utcnow())
+        return await self.runtime.parts.jobs["posting"](cmd)
+
+    def ready(self) -> bool:
+        return self.runtime.is_ready()
+
+
+@pytest.fixture
+async def service(bus: JetStreamBus, x: XImitation, tmp_path: Path) -> AsyncIterator[Any]:
+    started: list[Service] = []
+    session = x.write_session(tmp_path / "session.json")
+
+    async def make(**extra: str) -> Service:
+        environ = {
+            "MODE": "live",
+            "LIVE_POSTS": "true",
+            "POSTING_DISABLED": "false",
+            "MAX_POSTS_PER_HOUR": "100",
+            "MIN_POST_INTERVAL_MINUTES": "0",
+            "POSTING_INTERVAL_MINUTES": "0",
+            "RECONCILE_GRACE_MINUTES": "0",
+            "POST_RETRY_BASE_SECONDS": "0.05",
+            "X_BASE_URL": x.base_url,
+            "X_USERNAME": "alice",
+            "X_SESSION_FILE": str(session),
+            "X_ARTIFACTS_DIR": str(tmp_path / "artifacts"),
+            "CHROMIUM_PATH": CHROMIUM,
+            "X_DWELL_MIN_MS": "0",
+            "X_DWELL_MAX_MS": "0",
+            "X_TIMEOUT_MS": "8000",
+            "XBOT_NAMESPACE": bus.names.namespace,
+            **extra,
+        }
+        settings = load_settings(PosterSettings, environ)
+        flags = FlagStore(bus, environ)
+        await flags.start()
+        ctx = ServiceContext(
+            name="poster", settings=settings, bus=bus, flags=flags, clock=Clock(), environ=environ
+        )
+        runtime = ServiceRuntime("poster", ctx, await build(ctx))
+        await runtime.start()
+        svc = Service(runtime, ctx)
+        started.append(svc)
+        return svc
+
+    yield make
+    for svc in started:
+        await svc.runtime.stop()
+        await svc.ctx.flags.stop()
+
+
+def queued(
+    text: str,
+    *,
+    dtype: str = "single",
+    parts: list[str] | None = None,
+    target: str | None = None,
+    source: str = "real",
+) -> DecisionQueued:
+    now = utcnow()
+    return DecisionQueued(
+        event_id=new_event_id(),
+        occurred_at=now,
+        decision_id=uuid.uuid4().hex,
+        decision_type=dtype,
+        content=text,
+        parts=parts or [],
+        bandit_arm="how_to",
+        generation_source=source,
+        scheduled_at=now - timedelta(minutes=1),
+        topic_cluster="shipping",
+        angle="practical",
+        content_hash=uuid.uuid4().hex,
+        target_tweet_id=target,
+    )
+
+
+async def history(bus: JetStreamBus, decision_id: str) -> list[Event]:
+    return [i.event for i in await bus.aggregate_history("decision", decision_id) if i.event is not None]
+
+
+def of(kind: type, events: list[Event]) -> list[Any]:
+    return [e for e in events if isinstance(e, kind)]
+
+
+def assert_ids_are_real(events: list[Event], x: XImitation) -> None:
+    """Every tweet id the poster recorded exists on (the imitation of) X."""
+    for e in of(DecisionPosted, events) + of(DecisionPartPosted, events):
+        assert x.state.get(e.tweet_id) is not None, f"made-up tweet id {e.tweet_id}"
+
+
+def text(label: str) -> str:
+    return f"{label}: measure before you optimise {uuid.uuid4().hex[:6]}"
+
+
+@needs_chromium
+async def test_226_no_retry_and_a_cooldown(bus, service, x):
+    svc = await service()
+    q = queued(text("226"))
+    await bus.publish(q)
+    x.state.set_mode("226", times=1)
+    assert (await svc.run())["cooldown"] == 1
+    assert (await svc.run())["cooldown"] == 1  # paused: X_COOLDOWN_MINUTES (60) from the log
+    events = await history(bus, q.decision_id)
+    (f,) = of(DecisionPostFailed, events)
+    assert f.error_code == "226" and not f.final and not f.in_doubt
+    assert [s.reason for s in of(DecisionPostSkipped, events)] == ["cooldown"]
+    assert x.state.snapshot()["create_requests"] == 1 and x.state.count_text(q.content) == 0
+    assert of(DecisionPosted, events) == []
+
+
+@needs_chromium
+async def test_429_backs_off_three_attempts_then_failed(bus, service, x):
+    svc = await service()
+    q = queued(text("429"))
+    await bus.publish(q)
+    x.state.set_mode("429")
+    assert (await svc.run())["failed"] == 1
+    events = await history(bus, q.decision_id)
+    fails = of(DecisionPostFailed, events)
+    assert [(f.error_code, f.final) for f in fails] == [("429", False), ("429", False), ("429", True)]
+    assert of(DecisionPosted, events) == [] and x.state.snapshot()["tweets"] == []
+    x.state.clear_mode()
+    assert (await svc.run())["due"] == 0  # failed is final
+
+
+@needs_chromium
+async def test_187_is_in_doubt_then_reconciled_and_posted_once(bus, service, x):
+    svc = await service()
+    q = queued(text("187"))
+    await bus.publish(q)
+    x.state.set_mode("187", times=1)
+    assert (await svc.run())["in_doubt"] == 1
+    events = await history(bus, q.decision_id)
+    (f,) = of(DecisionPostFailed, events)
+    assert f.error_code == "187" and f.in_doubt
+    assert (await svc.run())["posted"] == 1  # not on the timeline after the grace (0 here): next attempt
+    events = await history(bus, q.decision_id)
+    assert x.state.count_text(q.content) == 1
+    (p,) = of(DecisionPosted, events)
+    assert p.tweet_id == x.state.tweets_with_text(q.content)[0].tweet_id
+    assert_ids_are_real(events, x)
+
+
+@needs_chromium
+async def test_answer_lost_after_x_accepted_is_recovered_with_xs_id(bus, service, x):
+    svc = await service()
+    q = queued(text("drop"))
+    await bus.publish(q)
+    x.state.set_mode("drop_after_accept", times=1)
+    counts = await svc.run()
+    events = await history(bus, q.decision_id)
+    assert x.state.count_text(q.content) == 1
+    (p,) = of(DecisionPosted, events)
+    assert p.tweet_id == x.state.tweets_with_text(q.content)[0].tweet_id
+    assert counts.get("recovered") == 1 or counts.get("posted") == 1
+    assert_ids_are_real(events, x)
+    assert (await svc.run())["due"] == 0 and x.state.count_text(q.content) == 1
+
+
+@needs_chromium
+async def test_logged_out_stops_posting_reports_unready_and_resumes_with_a_session(bus, service, x):
+    svc = await service()
+    q = queued(text("logged out"))
+    await bus.publish(q)
+    assert svc.ready()
+    x.state.set_mode("logged_out")
+    assert (await svc.run())["logged_out"] == 1
+    assert not svc.ready()
+    events = await history(bus, q.decision_id)
+    (f,) = of(DecisionPostFailed, events)
+    assert f.error_code == "logged_out" and not f.final
+    assert (await svc.run())["logged_out"] == 1 and x.state.snapshot()["tweets"] == []
+    x.state.clear_mode()
+    assert (await svc.run())["posted"] == 1 and svc.ready()
+    assert_ids_are_real(await history(bus, q.decision_id), x)
+
+
+@needs_chromium
+async def test_thread_and_reply_through_the_browser(bus, service, x):
+    svc = await service()
+    target = x.state.add_tweet("bob", "What is your rule for small PRs?")
+    parts = [text("thread 1/3"), text("thread 2/3"), text("thread 3/3")]
+    thread = queued(parts[0], dtype="thread", parts=parts)
+    reply = queued(text("reply"), dtype="reply", target=target)
+    await bus.publish(thread)
+    await bus.publish(reply)
+    assert (await svc.run())["posted"] == 2
+    tweets = [x.state.tweets_with_text(p)[0] for p in parts]
+    assert tweets[0].in_reply_to is None
+    assert tweets[1].in_reply_to == tweets[0].tweet_id and tweets[2].in_reply_to == tweets[1].tweet_id
+    events = await history(bus, thread.decision_id)
+    assert [p.tweet_id for p in of(DecisionPartPosted, events)] == [t.tweet_id for t in tweets]
+    (p,) = of(DecisionPosted, events)
+    assert p.thread_tweet_ids == [t.tweet_id for t in tweets] and p.tweet_id == tweets[0].tweet_id
+    (r,) = x.state.tweets_with_text(reply.content)
+    assert r.in_reply_to == target and r.author == "alice"
+    assert_ids_are_real(events + await history(bus, reply.decision_id), x)
+
+
+async def test_shadow_posts_synthetic_to_the_simulator_never_the_browser(bus, service, x):
+    svc = await service(MODE="shadow", POSTING_DISABLED="true", LIVE_POSTS="false")
+    syn, real = queued(text("synthetic"), source="synthetic"), queued(text("real"))
+    await bus.publish(syn)
+    await bus.publish(real)
+    assert (await svc.run())["posted"] == 1
+    (p,) = of(DecisionPosted, await history(bus, syn.decision_id))
+    assert p.simulated and p.tweet_id.startswith("sim-")
+    assert of(DecisionPosted, await history(bus, real.decision_id)) == []
+    assert x.state.snapshot()["create_requests"] == 0 and x.state.snapshot()["tweets"] == []
+
+
+async def test_a_kv_flag_flip_mid_run_stops_the_next_post(bus: JetStreamBus, nats_url: str):
+    """Real FlagStore over the real KV bucket: an operator sets POSTING_DISABLED=true while a run is posting."""
+    environ = {
+        "MODE": "live",
+        "POSTING_DISABLED": "false",
+        "LIVE_POSTS": "true",
+        "MAX_POSTS_PER_HOUR": "100",
+        "MIN_POST_INTERVAL_MINUTES": "0",
+    }
+    flags, operator = FlagStore(bus, environ), FlagStore(bus, environ)
+    await flags.start()
+    await operator.start()
+    state = PosterState()
+    projection = Projection(bus, state.apply, name="poster-test")
+    projection.start()
+    await projection.wait_caught_up()
+    live = FakeX("alice")
+    orig_post = live.post
+
+    async def post_then_flip(text: str, **kw: Any):
+        posted = await orig_post(text, **kw)
+        await operator.set("POSTING_DISABLED", "true", actor="test")
+        return posted
+
+    live.post = post_then_flip  # type: ignore[method-assign]
+
+    async def publish(event: Event, **kw: Any) -> int:
+        seq = await bus.publish(event, **kw)
+        await projection.wait_for(seq)
+        return seq
+
+    poster = Poster(
+        state=state,
+        publish=publish,
+        flags=flags.refresh,
+        clock=Clock(),
+        accounts=FakeAccounts(live, FakeX()),
+        policy=PostingPolicy(),
+        poster_id="it",
+        claim_subject=lambda d: f"{bus.names.evt_prefix}.decision.{d}.*",
+    )
+    try:
+        first, second = queued(text("first")), queued(text("second"))
+        await bus.publish(first)
+        await bus.publish(second)
+        await projection.wait_for(await bus.last_seq())
+        counts = await poster.run(Command(job="posting", run_id="flip", requested_at=utcnow()))
+        assert counts["posted"] == 1 and counts["posting_disabled"] == 1 and len(live.tweets) == 1
+        skipped = [
+            e for d in (first, second) for e in of(DecisionPostSkipped, await history(bus, d.decision_id))
+        ]
+        assert [s.reason for s in skipped] == ["posting_disabled"]
+    finally:
+        await projection.stop()
+        with contextlib.suppress(Exception):
+            await flags.stop()
+            await operator.stop()
