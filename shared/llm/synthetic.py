@@ -244,6 +244,14 @@ _POINTS: dict[str, list[str]] = {
     ],
 }
 
+#: Angle-neutral points, used after the angle's own (so a long thread never repeats a sentence).
+_EXTRA_POINTS = [
+    "Keep notes on what you try with {thing}. Patterns show up faster than you expect.",
+    "Share what worked with your team. Someone will improve on it within a week.",
+    "Expect a slow first week. The payoff shows up later, and it compounds.",
+    "Cut anything you have not used in a month. Less to maintain, more focus.",
+]
+
 _CLOSERS: dict[str, list[str]] = {
     "how_to": ["Try it for one week and see what changes.", "Save this for your next planning session.",
                "Start small. Consistency does the rest.", "That is the whole method. Simple, not easy."],
@@ -391,13 +399,16 @@ class SyntheticWriter:
         hook = rng.choice(_HOOKS[angle]).format(**slots)
         closer = rng.choice(_CLOSERS[angle])
         points = [p.format(**slots) for p in rng.sample(_POINTS[angle], len(_POINTS[angle]))]
+        # don't say again what the hook already said (the action or the pitfall it names)
+        said = [v.lower() for v in (slots["action"], slots["pitfall"]) if v.lower() in hook.lower()]
+        points = [p for p in points if not any(v in p.lower() for v in said)]
+        points += [p.format(**slots) for p in rng.sample(_EXTRA_POINTS, len(_EXTRA_POINTS))]
         if n_parts == 1:
             body = points[: rng.randint(1, 2)]
             sentences = [hook if hook[-1] in ".?!" else hook[:-1] + "."] + body + [closer]
             return Draft(parts=[_fit(sentences)], topic=request.topic, angle=request.angle, hook=hook)
         numbering = rng.choice(_NUMBERINGS)
-        middle = [points[i % len(points)] for i in range(n_parts - 2)]
-        raw_parts: list[list[str]] = [[hook]] + [[m] for m in middle] + [[points[-1], closer]]
+        raw_parts: list[list[str]] = [[hook]] + [[m] for m in points[: n_parts - 2]] + [[points[n_parts - 2], closer]]
         if not hook.endswith((":", "?")):
             raw_parts[0].append(rng.choice(["A thread:", "Here is what I learned:", "Details below:"]))
         parts = []
@@ -445,8 +456,8 @@ class HashingEmbedder:
     """A deterministic `Embedder` with no model and no network (the hashing trick over words and n-grams)."""
 
     def __init__(self, dim: int = 256):
-        if dim < 8:
-            raise ValueError("dim must be at least 8")
+        if dim < 1:
+            raise ValueError("dim must be at least 1")
         self._dim = dim
 
     @property

@@ -92,6 +92,14 @@ def _draft_request(messages: list[dict[str, Any]], seed: int) -> DraftRequest:
     return DraftRequest(kind="plan", topic=topic, angle=angle, decision_type="thread" if thread else "single", seed=seed)
 
 
+async def _json_body(request: Request) -> dict[str, Any] | None:
+    try:
+        body = await request.json()
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
+
+
 def create_app(state: FakeState) -> FastAPI:
     app = FastAPI(title="fake-openai")
     writer = SyntheticWriter()
@@ -115,7 +123,9 @@ def create_app(state: FakeState) -> FastAPI:
 
     @app.post("/v1/chat/completions")
     async def chat(request: Request) -> JSONResponse:
-        body = await request.json()
+        body = await _json_body(request)
+        if body is None:
+            return _error(400, "We could not parse the JSON body of your request.", "invalid_request_error", None)
         n = next(state.counter)
         state.requests.append({"path": "/v1/chat/completions", "body": body, "headers": dict(request.headers)})
         failed = await failure_or_wait()
@@ -164,7 +174,9 @@ def create_app(state: FakeState) -> FastAPI:
 
     @app.post("/v1/embeddings")
     async def embeddings(request: Request) -> JSONResponse:
-        body = await request.json()
+        body = await _json_body(request)
+        if body is None:
+            return _error(400, "We could not parse the JSON body of your request.", "invalid_request_error", None)
         state.requests.append({"path": "/v1/embeddings", "body": body, "headers": dict(request.headers)})
         failed = await failure_or_wait()
         if failed is not None:
@@ -175,6 +187,9 @@ def create_app(state: FakeState) -> FastAPI:
             return _error(400, "'input' must be a string or a list of strings", "invalid_request_error", None)
         model = str(body.get("model") or "text-embedding-3-small")
         dim = int(body.get("dimensions") or EMBED_DIMS.get(model, 1536))
+        if not 1 <= dim <= EMBED_DIMS.get(model, 3072):
+            return _error(400, f"dimensions must be between 1 and the model's size, not {dim}", "invalid_request_error",
+                          None)
         vectors = HashingEmbedder(dim).embed_texts(texts)
         if state.mode == "invalid_json":
             vectors = vectors[:, : max(1, dim // 2)]

@@ -120,7 +120,7 @@ def test_vectors_are_float32_unit_and_deterministic() -> None:
     assert np.array_equal(v, HashingEmbedder(256).embed_texts(["AI tools saved me hours.", "Another text", ""]))
     assert HashingEmbedder(64).embed_texts(["x y z"]).shape == (1, 64)
     with pytest.raises(ValueError):
-        HashingEmbedder(2)
+        HashingEmbedder(0)
 
 
 def test_near_duplicates_are_close_unrelated_texts_are_not() -> None:
@@ -147,3 +147,15 @@ async def test_async_embed_matches_sync() -> None:
     r = await e.embed(["one", "two"], request_id="x")
     assert np.array_equal(r.vectors, e.embed_texts(["one", "two"])) and r.dim == 128 and r.model == "hashing-128"
     assert (await e.embed([])).vectors.shape == (0, 128)
+
+
+def test_no_sentence_is_said_twice_in_a_draft() -> None:
+    import re
+
+    for topic in ("ai_tools", "tech_trends", "no_such_topic"):
+        for angle in DEFAULT_ANGLES:
+            for seed in range(40):
+                d = W.write(plan(topic, angle, "thread", seed))
+                body = [re.sub(r"^\d+(/\d*)?\.? ?", "", p) for p in d.parts]
+                sentences = [s.strip().lower() for p in body for s in re.split(r"(?<=[.!?:])\s+", p) if s.strip()]
+                assert len(sentences) == len(set(sentences)), d.parts
