@@ -25,7 +25,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from shared.learning.arms import DEFAULT_ANGLES, DEFAULT_TOPICS, HOURS, REPLY_ARMS, default_content_arms
+from shared.learning.arms import HOURS, REPLY_ARMS, default_content_arms
 from shared.learning.metrics import ENGAGEMENT_FIELDS
 
 BASE_ER = 0.024
@@ -118,7 +118,9 @@ class Audience:
         return self._best_hours
 
     # ----- outcomes -----------------------------------------------------------------------------------
-    def _totals(self, decision_id: str, arm: str, hour: int, decision_type: str) -> tuple[dict[str, int], float]:
+    def _totals(
+        self, decision_id: str, arm: str, hour: int, decision_type: str
+    ) -> tuple[dict[str, int], float]:
         rng = np.random.default_rng(_seed_of("post", self.seed, decision_id))
         viral = bool(rng.random() < VIRAL_PROB)
         noise = float(rng.lognormal(-0.5 * NOISE_SIGMA**2, NOISE_SIGMA))
