@@ -58,6 +58,7 @@ class DecisionInfo(msgspec.Struct, frozen=True, kw_only=True):
     angle: str
     scheduled_hour: int | None
     quality_score: float | None
+    n_parts: int
     features: dict[str, Any]
 
 
@@ -74,6 +75,7 @@ class Sample(msgspec.Struct, frozen=True, kw_only=True):
     """One decision as the learner trains on it."""
 
     decision_id: str
+    decision_type: str
     scope: str
     arm: str
     hour: int | None
@@ -112,6 +114,7 @@ def evolve(state: LearnerState, event: object, seq: int = 0) -> LearnerState:
             angle=event.angle,
             scheduled_hour=_hour(event.scheduled_at),
             quality_score=event.quality_score,
+            n_parts=max(1, len(event.parts)),
             features=dict(event.features),
         )
     elif isinstance(event, DecisionPosted):
@@ -174,6 +177,7 @@ def training_samples(state: LearnerState, *, live: bool, threshold: float) -> li
         out.append(
             Sample(
                 decision_id=decision_id,
+                decision_type=dtype,
                 scope=scope_of(dtype),
                 arm=arm,
                 hour=_sample_hour(state, decision_id, obs, info),
@@ -228,8 +232,9 @@ def learn(
 ) -> Skip | Trained:
     """Decide one learning run: a ``Skip`` (publish nothing) or the next ``model.updated``.
 
-    ``fit_predictors(samples) -> (list[PredictorState], skipped_reason | None)`` is the predictor trainer
-    (``services.learner.predictors.fit``), passed in so this function stays a plain decision.
+    ``fit_predictors(samples, threshold=, seed=) -> (list[PredictorState], skipped_reason | None)`` is the
+    predictor trainer (``services.learner.predictors.fit_predictors``), passed in so this function stays a
+    plain decision. Its split is seeded by the version, so a replay of the same log fits the same model.
     """
     samples = training_samples(state, live=live, threshold=threshold)
     if len(samples) < MIN_OUTCOMES:
@@ -252,8 +257,8 @@ def learn(
             message=f"[LEARN_JOB] ⏭️ Training skipped: no new outcomes since v{last.version}",
             outcomes=len(samples),
         )
-    predictors, skipped_reason = fit_predictors(samples)
     version = state.model_version + 1
+    predictors, skipped_reason = fit_predictors(samples, threshold=threshold, seed=version)
     model = ModelUpdated(
         event_id=f"model:{MODEL_SCOPE}:v{version}",
         occurred_at=now,

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.unit
 T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
 
 
-def no_predictors(samples):
+def no_predictors(samples, **kw):
     return [], "test: predictors not fitted"
 
 

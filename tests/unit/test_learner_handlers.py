@@ -56,7 +56,7 @@ class Log:
 def deps_for(state: LearnerState, log: Log, flags: Flags) -> LearnerDeps:
     return LearnerDeps(
         state=state, flags=lambda: flags, clock=FixedClock(T0), publish_model=log.publish_model,
-        catch_up=log.catch_up, fit_predictors=lambda samples: ([], "not fitted in this test"),
+        catch_up=log.catch_up, fit_predictors=lambda samples, **kw: ([], "not fitted in this test"),
     )
 
 
