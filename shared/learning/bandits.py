@@ -61,14 +61,19 @@ TOP_SLOT_MIN_N = 10
 
 
 class _BetaLike(Protocol):
-    alpha: float
-    beta: float
+    @property
+    def alpha(self) -> float: ...
+    @property
+    def beta(self) -> float: ...
 
 
 class _SlotLike(Protocol):
-    hour: int
-    n: int
-    mean_er: float | None
+    @property
+    def hour(self) -> int: ...
+    @property
+    def n(self) -> int: ...
+    @property
+    def mean_er(self) -> float | None: ...
 
 
 def beta_posteriors(

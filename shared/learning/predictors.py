@@ -415,7 +415,7 @@ def train_predictors(
     s_hold = (y_hold > threshold).astype(float)
 
     names = FEATURE_NAMES
-    common = {
+    common: dict[str, Any] = {
         "feature_names": names,
         "means": tuple(float(v) for v in means),
         "stds": tuple(float(v) for v in stds),
