@@ -1,0 +1,391 @@
+"""Read-side queries over the read models (and the log, for timelines and dead letters)."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import math
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import msgspec
+
+from shared.events.subjects import _token  # the one place subject tokens are checked
+from shared.flags import Flags
+
+from .deps import Gateway
+from .domain import ARMS_UPDATED, POST_SKIPPED, POSTS_ATTEMPTED, decision_status
+
+
+# --- /api/metrics ------------------------------------------------------------------------------------------
+def budget_day(now: datetime) -> tuple[str, datetime]:
+    """The UTC day the LLM budget counts (as ``shared.llm`` does), and its start."""
+    d = now.astimezone(UTC).date()
+    return d.isoformat(), datetime(d.year, d.month, d.day, tzinfo=UTC)
+
+
+async def log_last_seq(gw: Gateway) -> int | None:
+    try:
+        return int(await gw.bus.last_seq())
+    except Exception:
+        return None
+
+
+async def dead_letter_total(gw: Gateway) -> int | None:
+    try:
+        info = await gw.bus.js.stream_info(gw.bus.names.dlq_stream)
+        return int(info.state.messages)
+    except Exception:
+        return None
+
+
+async def metrics_snapshot(gw: Gateway) -> dict[str, Any]:
+    flags: Flags = gw.flags.current()
+    day, start = budget_day(gw.clock.now())
+    async with gw.pool.acquire() as conn:
+        row = await conn.fetchrow(
+            """
+            SELECT
+              (SELECT COUNT(*) FROM api_usage) AS calls_total,
+              (SELECT COUNT(*) FROM api_usage WHERE status <> 'success') AS calls_failed,
+              (SELECT COUNT(*) FROM posted_decisions) AS posts_posted,
+              (SELECT COUNT(*) FROM outcomes WHERE NOT simulated) AS outcomes_real,
+              (SELECT COUNT(*) FROM outcomes WHERE simulated) AS outcomes_sim,
+              (SELECT COUNT(*) FROM job_runs WHERE job = 'learn') AS learn_runs,
+              (SELECT COALESCE(SUM(cost_usd), 0) FROM api_usage WHERE created_at >= $1 AND created_at < $2)
+                AS spend_today,
+              (SELECT MAX(version) FROM model_versions WHERE jsonb_array_length(predictors) > 0) AS predictor_v,
+              (SELECT MAX(version) FROM model_versions) AS model_v,
+              (SELECT last_seq FROM projection_offsets WHERE projector = $3) AS position
+            """,
+            start, start + timedelta(days=1), gw.projector_name,
+        )
+        reasons = await conn.fetch(
+            "SELECT COALESCE(failure_reason, 'unknown') AS r, COUNT(*) AS n FROM api_usage "
+            "WHERE status <> 'success' GROUP BY 1 ORDER BY 1"
+        )
+        statuses = await conn.fetch("SELECT status, COUNT(*) AS n FROM content_metadata GROUP BY 1 ORDER BY 1")
+        counters = await conn.fetch("SELECT name, key, value FROM gateway_counters")
+    by_status = {r["status"]: int(r["n"]) for r in statuses}
+    skipped: dict[str, int] = {}
+    attempted = arms = 0
+    for c in counters:
+        if c["name"] == POST_SKIPPED:
+            skipped[c["key"]] = int(c["value"])
+        elif c["name"] == POSTS_ATTEMPTED:
+            attempted = int(c["value"])
+        elif c["name"] == ARMS_UPDATED:
+            arms = int(c["value"])
+    position = int(row["position"] or 0)
+    last = await log_last_seq(gw)
+    return {
+        "openaiCalls_total": int(row["calls_total"]),
+        "openaiCalls_failed": int(row["calls_failed"]),
+        "openaiFailureReasons": {r["r"]: int(r["n"]) for r in reasons},
+        "queueSize": by_status.get("queued", 0),
+        "postsAttempted": attempted,
+        "postsPosted": int(row["posts_posted"]),
+        "post_skipped_reason_counts": dict(sorted(skipped.items())),
+        "outcomesWritten": int(row["outcomes_real"]),
+        "learnRuns": int(row["learn_runs"]),
+        "banditArmsUpdated": arms,
+        "predictorVersion": f"v{row['predictor_v']}" if row["predictor_v"] is not None else "none",
+        "outcomesSimulated": int(row["outcomes_sim"]),
+        "decisionsByStatus": by_status,
+        "modelVersion": row["model_v"],
+        "spendTodayUsd": round(float(row["spend_today"]), 6),
+        "dailyLimitUsd": float(flags.DAILY_OPENAI_LIMIT_USD),
+        "budgetDay": day,
+        "projectorPosition": position,
+        "projectorLag": None if last is None else max(0, last - position),
+        "logLastSeq": last,
+        "deadLetters": await dead_letter_total(gw),
+        "mode": flags.MODE,
+    }
+
+
+# --- decisions ---------------------------------------------------------------------------------------------
+_ITEM_SQL = """
+SELECT c.*, p.tweet_id, p.url AS tweet_url, p.posted_at, p.simulated
+FROM content_metadata c LEFT JOIN posted_decisions p ON p.decision_id = c.decision_id
+"""
+
+
+def _num(v: Any) -> float | None:
+    return None if v is None else float(v)
+
+
+def tweet_link(tweet_id: str | None, url: str | None, simulated: bool | None) -> str | None:
+    """A link to X for a real tweet; simulated ids are never made to look like X's."""
+    if simulated or not tweet_id:
+        return None
+    return url or f"https://x.com/i/web/status/{tweet_id}"
+
+
+def item(r: Any) -> dict[str, Any]:
+    return {
+        "decision_id": str(r["decision_id"]),
+        "decision_type": r["decision_type"],
+        "status": r["status"],
+        "content": r["content"],
+        "parts": json.loads(r["parts"]) if isinstance(r["parts"], str) else list(r["parts"] or []),
+        "bandit_arm": r["bandit_arm"],
+        "timing_arm": r["timing_arm"],
+        "quality_score": _num(r["quality_score"]),
+        "predicted_er": _num(r["predicted_er"]),
+        "generation_source": r["generation_source"],
+        "scheduled_at": r["scheduled_at"],
+        "topic_cluster": r["topic_cluster"],
+        "angle": r["angle"],
+        "content_hash": r["content_hash"],
+        "skip_reason": r["skip_reason"],
+        "gate": r["gate"],
+        "error_message": r["error_message"],
+        "target_tweet_id": r["target_tweet_id"],
+        "target_username": r["target_username"],
+        "approval": r["approval"],
+        "last_post_skip": r["last_post_skip"],
+        "attempts": r["attempts"],
+        "created_at": r["created_at"],
+        "updated_at": r["updated_at"],
+        "last_seq": r["last_seq"],
+        "tweet_id": r["tweet_id"],
+        "tweet_url": tweet_link(r["tweet_id"], r["tweet_url"], r["simulated"]),
+        "posted_at": r["posted_at"],
+        "simulated": r["simulated"],
+    }
+
+
+UNSCHEDULED = datetime(9999, 12, 31, tzinfo=UTC)
+
+
+class BadCursor(ValueError):
+    pass
+
+
+def encode_cursor(values: list[Any]) -> str:
+    raw = json.dumps([v.isoformat() if isinstance(v, datetime) else v for v in values]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        when, did = json.loads(raw)
+        at = datetime.fromisoformat(when)
+        if at.tzinfo is None:
+            at = at.replace(tzinfo=UTC)
+        return at, str(uuid.UUID(did))
+    except Exception:
+        raise BadCursor("cursor is not one this API gave out") from None
+
+
+async def list_decisions(
+    gw: Gateway, *, status: str | None, kind: str | None, limit: int, cursor: str | None
+) -> dict[str, Any]:
+    """Newest first; the queue (``status=queued``) in posting order (scheduled_at, oldest first). Keyset
+    pagination: the cursor holds the last row's sort key."""
+    queue_order = status == "queued"
+    sort = "COALESCE(c.scheduled_at, '9999-12-31T00:00:00Z'::timestamptz)" if queue_order else "c.created_at"
+    where, args = [], []
+    if status:
+        args.append(status)
+        where.append(f"c.status = ${len(args)}")
+    if kind:
+        args.append(kind)
+        where.append(f"c.decision_type = ${len(args)}")
+    if cursor:
+        at, did = decode_cursor(cursor)
+        args += [at, did]
+        op = ">" if queue_order else "<"
+        where.append(f"({sort}, c.decision_id) {op} (${len(args) - 1}, ${len(args)}::uuid)")
+    order = "ASC" if queue_order else "DESC"
+    args.append(limit + 1)
+    q = (_ITEM_SQL + (" WHERE " + " AND ".join(where) if where else "")
+         + f" ORDER BY {sort} {order}, c.decision_id {order} LIMIT ${len(args)}")
+    async with gw.pool.acquire() as conn:
+        rows = await conn.fetch(q, *args)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    nxt = None
+    if more and rows:
+        last = rows[-1]
+        key = last["scheduled_at"] if queue_order else last["created_at"]
+        if key is None:  # unscheduled drafts sort last, as the SQL's sentinel
+            key = UNSCHEDULED
+        nxt = encode_cursor([key, str(last["decision_id"])])
+    return {"items": [item(r) for r in rows], "next_cursor": nxt}
+
+
+async def decision_row(gw: Gateway, decision_id: str) -> dict[str, Any] | None:
+    try:
+        key = uuid.UUID(decision_id)
+    except ValueError:
+        return None
+    async with gw.pool.acquire() as conn:
+        r = await conn.fetchrow(_ITEM_SQL + " WHERE c.decision_id = $1", key)
+    return item(r) if r is not None else None
+
+
+def valid_id(decision_id: str) -> bool:
+    try:
+        _token(decision_id)
+    except ValueError:
+        return False
+    return len(decision_id) <= 128
+
+
+def id_forms(decision_id: str) -> list[str]:
+    """The id as given, then its other UUID spellings (hyphenated, hex): subjects carry whichever the
+    producer used."""
+    forms = [decision_id]
+    with contextlib.suppress(ValueError):
+        u = uuid.UUID(decision_id)
+        forms += [f for f in (str(u), u.hex) if f not in forms]
+    return forms
+
+
+async def decision_history(gw: Gateway, decision_id: str, aggregate: str = "decision") -> tuple[str, list[Any]]:
+    """The aggregate's events (CAUGHT_UP markers dropped) and the id spelling its subjects use."""
+    for form in id_forms(decision_id):
+        items = [i for i in await gw.bus.aggregate_history(aggregate, form) if not i.caught_up]
+        if items:
+            return form, items
+    return decision_id, []
+
+
+def timeline_entry(it: Any) -> dict[str, Any]:
+    ev = it.event
+    data = None
+    if ev is not None:
+        data = {k: v for k, v in msgspec.to_builtins(ev).items() if k != "embedding"}
+    return {
+        "seq": it.seq,
+        "subject": it.subject,
+        "type": ev.type if ev is not None else None,
+        "occurred_at": getattr(ev, "occurred_at", None),
+        "data": data,
+        "error": it.error,
+    }
+
+
+async def decision_detail(gw: Gateway, decision_id: str) -> dict[str, Any] | None:
+    form, history = await decision_history(gw, decision_id)
+    _, outcomes = await decision_history(gw, form, "outcome")
+    row = await decision_row(gw, decision_id)
+    if not history and not outcomes and row is None:
+        return None
+    timeline = sorted(history + outcomes, key=lambda i: i.seq)
+    outs = [timeline_entry(i)["data"] for i in outcomes if i.event is not None and i.event.type == "outcome.recorded"]
+    return {
+        "decision": row,
+        "status": decision_status(i.event for i in history if i.event is not None),
+        "timeline": [timeline_entry(i) for i in timeline],
+        "outcomes": outs,
+    }
+
+
+async def recent_posts(gw: Gateway, limit: int = 10) -> list[dict[str, Any]]:
+    async with gw.pool.acquire() as conn:
+        rows = await conn.fetch(
+            _ITEM_SQL.replace("LEFT JOIN", "JOIN") + " ORDER BY p.posted_at DESC, c.decision_id LIMIT $1", limit
+        )
+        ers = await conn.fetch(
+            "SELECT DISTINCT ON (decision_id) decision_id, er_calculated, horizon_hours FROM outcomes "
+            "WHERE decision_id = ANY($1::uuid[]) ORDER BY decision_id, horizon_hours DESC",
+            [r["decision_id"] for r in rows],
+        )
+    er = {str(r["decision_id"]): (_num(r["er_calculated"]), r["horizon_hours"]) for r in ers}
+    out = []
+    for r in rows:
+        d = item(r)
+        d["er"], d["er_horizon"] = er.get(d["decision_id"], (None, None))
+        out.append(d)
+    return out
+
+
+# --- learning, outcomes, jobs ------------------------------------------------------------------------------
+def beta_mean_sd(alpha: float, beta: float) -> tuple[float, float]:
+    s = alpha + beta
+    if s <= 0:
+        return 0.0, 0.0
+    mean = alpha / s
+    return mean, math.sqrt(alpha * beta / (s * s * (s + 1)))
+
+
+async def learning(gw: Gateway) -> dict[str, Any]:
+    async with gw.pool.acquire() as conn:
+        arms = await conn.fetch("SELECT * FROM bandit_arms ORDER BY scope, arm_name")
+        slots = await conn.fetch("SELECT * FROM timing_slots ORDER BY scope, hour")
+        models = await conn.fetch(
+            "SELECT scope, version, outcomes_used, simulated_used, predictor_skipped_reason, arms_count, "
+            "created_at, jsonb_array_length(predictors) AS predictors FROM model_versions "
+            "ORDER BY created_at DESC, version DESC LIMIT 10"
+        )
+    out_arms = []
+    for a in arms:
+        mean, sd = beta_mean_sd(float(a["alpha"]), float(a["beta"]))
+        out_arms.append({
+            "scope": a["scope"], "arm_name": a["arm_name"], "successes": a["successes"], "failures": a["failures"],
+            "alpha": float(a["alpha"]), "beta": float(a["beta"]), "mean": mean, "sd": sd,
+            "model_version": a["model_version"], "updated_at": a["updated_at"],
+        })
+    return {
+        "arms": out_arms,
+        "slots": [{"scope": s["scope"], "hour": s["hour"], "n": s["n"], "mean_er": _num(s["mean_er"]),
+                   "model_version": s["model_version"]} for s in slots],
+        "models": [dict(m) for m in models],
+    }
+
+
+async def outcome_series(gw: Gateway, limit: int = 500) -> list[tuple[datetime, float, bool, int]]:
+    async with gw.pool.acquire() as conn:
+        rows = await conn.fetch(
+            "SELECT collected_at, er_calculated, simulated, horizon_hours FROM ("
+            "  SELECT * FROM outcomes WHERE er_calculated IS NOT NULL ORDER BY collected_at DESC LIMIT $1"
+            ") o ORDER BY collected_at", limit,
+        )
+    return [(r["collected_at"], float(r["er_calculated"]), r["simulated"], r["horizon_hours"]) for r in rows]
+
+
+async def job_runs(gw: Gateway, limit: int = 20, job: str | None = None) -> list[dict[str, Any]]:
+    async with gw.pool.acquire() as conn:
+        rows = await conn.fetch(
+            "SELECT * FROM job_runs WHERE ($2::text IS NULL OR job = $2) ORDER BY completed_at DESC, run_id LIMIT $1",
+            limit, job,
+        )
+    return [{**dict(r), "counts": json.loads(r["counts"]) if isinstance(r["counts"], str) else r["counts"]}
+            for r in rows]
+
+
+async def dead_letters(gw: Gateway, limit: int = 20) -> dict[str, Any]:
+    """The latest messages of the dead-letter stream (every consumer's), newest first."""
+    js, stream = gw.bus.js, gw.bus.names.dlq_stream
+    try:
+        info = await js.stream_info(stream)
+    except Exception:
+        return {"total": 0, "items": []}
+    items: list[dict[str, Any]] = []
+    seq = info.state.last_seq
+    while seq >= max(1, info.state.first_seq) and len(items) < limit:
+        try:
+            m = await js.get_msg(stream, seq)
+        except Exception:
+            seq -= 1
+            continue
+        h = m.headers or {}
+        oseq = h.get("Xbot-Original-Seq")
+        items.append({
+            "seq": m.seq or seq,
+            "subject": m.subject or "",
+            "consumer": h.get("Xbot-Consumer"),
+            "error": h.get("Xbot-Error"),
+            "original_subject": h.get("Xbot-Original-Subject"),
+            "original_seq": int(oseq) if oseq and oseq.isdigit() else None,
+            "at": m.time,
+            "data": (m.data or b"").decode("utf-8", "replace")[:500],
+        })
+        seq -= 1
+    return {"total": int(info.state.messages), "items": items}

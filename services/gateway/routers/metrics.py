@@ -1,0 +1,27 @@
+"""GET /api/metrics (the seed's JSON, derived from events) and GET /metrics (Prometheus exposition)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from ..deps import GatewayDep
+from ..queries import metrics_snapshot
+from ..schemas import ApiMetrics
+
+router = APIRouter(tags=["metrics"])
+
+
+@router.get("/api/metrics", response_model=ApiMetrics, summary="The seed's metrics JSON (derived from events)")
+async def api_metrics(gw: GatewayDep) -> ApiMetrics:
+    return ApiMetrics(**await metrics_snapshot(gw))
+
+
+@router.get(
+    "/metrics", summary="Prometheus exposition: the same figures and request latencies",
+    response_class=Response, responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}},
+)
+async def prometheus(gw: GatewayDep) -> Response:
+    gw.collector.snapshot = await metrics_snapshot(gw)
+    return Response(generate_latest(gw.registry), media_type=CONTENT_TYPE_LATEST)

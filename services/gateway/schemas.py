@@ -1,0 +1,242 @@
+"""HTTP shapes (not events): what the gateway's endpoints answer, documented in the OpenAPI at /docs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Status = Literal["queued", "posted", "skipped", "failed"]
+DecisionType = Literal["single", "thread", "reply"]
+
+
+class Problem(BaseModel):
+    detail: str = Field(description="What is wrong, in words")
+
+
+class Health(BaseModel):
+    ok: bool
+    service: str = "gateway"
+
+
+class Ready(BaseModel):
+    ready: bool
+    nats: bool = Field(description="connected to NATS")
+    database: bool = Field(description="PostgreSQL answers and the projector can write")
+    migrations: bool = Field(description="every migration is applied")
+    projector_lag: int | None = Field(description="events in the log not yet in the read models")
+    max_lag: int
+    projector_position: int
+    log_last_seq: int | None
+    reasons: list[str] = Field(description="why not ready (empty when ready)")
+
+
+class EnvView(BaseModel):
+    """The seed's ``GET /env`` JSON, plus where each value came from."""
+
+    model_config = ConfigDict(json_schema_extra={"example": {
+        "AI_QUOTA_CIRCUIT_OPEN": False, "POSTING_DISABLED": True, "LIVE_POSTS": False,
+        "REAL_METRICS_ENABLED": False, "MODE": "live", "OPENAI_MODEL": "gpt-4o-mini", "llmAllowed": True,
+        "postingAllowed": False, "analyticsAllowed": False,
+        "summary": "MODE=live LLM=ON POSTING=OFF(posting_disabled) REAL_METRICS=OFF(real_metrics_disabled) "
+                   "BUDGET=$10/day MODEL=gpt-4o-mini",
+        "sources": {"MODE": "env", "POSTING_DISABLED": "default"},
+    }})
+
+    AI_QUOTA_CIRCUIT_OPEN: bool
+    POSTING_DISABLED: bool
+    LIVE_POSTS: bool
+    REAL_METRICS_ENABLED: bool
+    MODE: Literal["shadow", "live"]
+    OPENAI_MODEL: str
+    llmAllowed: bool
+    postingAllowed: bool
+    analyticsAllowed: bool
+    summary: str
+    sources: dict[str, Literal["default", "env", "override"]] = Field(
+        description="for every flag: default, env (the gateway's environment) or override (runtime, KV)")
+
+
+class ApiMetrics(BaseModel):
+    """The seed's ``GET /api/metrics`` keys (all derived from events, so they survive restarts), plus extras."""
+
+    openaiCalls_total: int = Field(description="LLM calls recorded (llm.call_completed + llm.call_failed)")
+    openaiCalls_failed: int
+    openaiFailureReasons: dict[str, int]
+    queueSize: int = Field(description="COUNT(*) FROM content_metadata WHERE status='queued'")
+    postsAttempted: int = Field(description="post attempts (claims, decision.post_started)")
+    postsPosted: int
+    post_skipped_reason_counts: dict[str, int]
+    outcomesWritten: int = Field(description="COUNT(*) FROM outcomes WHERE simulated=false")
+    learnRuns: int
+    banditArmsUpdated: int = Field(description="arm states published by the learner, all runs")
+    predictorVersion: str = Field(description="v<n> of the latest model with fitted predictors, or 'none'")
+    # extras
+    outcomesSimulated: int
+    decisionsByStatus: dict[str, int]
+    modelVersion: int | None
+    spendTodayUsd: float
+    dailyLimitUsd: float
+    budgetDay: str
+    projectorPosition: int
+    projectorLag: int | None
+    logLastSeq: int | None
+    deadLetters: int | None
+    mode: str
+
+
+class DecisionItem(BaseModel):
+    decision_id: str
+    decision_type: str
+    status: str
+    content: str
+    parts: list[str]
+    bandit_arm: str | None
+    timing_arm: str | None
+    quality_score: float | None
+    predicted_er: float | None
+    generation_source: str
+    scheduled_at: datetime | None
+    topic_cluster: str | None
+    angle: str | None
+    content_hash: str | None
+    skip_reason: str | None
+    gate: str | None
+    error_message: str | None
+    target_tweet_id: str | None
+    target_username: str | None
+    approval: str | None
+    last_post_skip: str | None
+    attempts: int
+    created_at: datetime
+    updated_at: datetime
+    last_seq: int
+    tweet_id: str | None = None
+    tweet_url: str | None = None
+    posted_at: datetime | None = None
+    simulated: bool | None = None
+
+
+class DecisionPage(BaseModel):
+    items: list[DecisionItem]
+    next_cursor: str | None = Field(description="pass as ?cursor= for the next page; null at the end")
+
+
+class TimelineEntry(BaseModel):
+    seq: int
+    subject: str
+    type: str | None
+    occurred_at: datetime | None
+    data: dict[str, Any] | None = Field(description="the event (embedding left out)")
+    error: str | None = Field(None, description="why the message could not be decoded")
+
+
+class DecisionDetail(BaseModel):
+    decision: DecisionItem | None = Field(description="the read-model row (null while not projected yet)")
+    status: str | None = Field(description="the status its history folds to")
+    timeline: list[TimelineEntry]
+    outcomes: list[dict[str, Any]]
+
+
+class Accepted(BaseModel):
+    ok: bool = True
+    decision_id: str
+    event: str
+    seq: int
+    status: str
+
+
+class ScheduleRequest(BaseModel):
+    scheduled_at: datetime | Literal["now"] = Field(
+        description="when to post: an ISO-8601 time, or 'now' (the operator's post-now)")
+
+
+class RejectRequest(BaseModel):
+    reason: str = Field("", max_length=500)
+
+
+class JobAccepted(BaseModel):
+    ok: bool = True
+    job: str
+    run_id: str
+    status: Literal["queued"] = "queued"
+    requested_at: datetime
+
+
+class JobRun(BaseModel):
+    run_id: str
+    service: str
+    job: str
+    status: str
+    counts: dict[str, int]
+    detail: str
+    completed_at: datetime
+
+
+class FlagSpecOut(BaseModel):
+    name: str
+    kind: str
+    default: Any
+    doc: str
+
+
+class FlagsView(BaseModel):
+    flags: dict[str, Any] = Field(description="effective values")
+    sources: dict[str, str]
+    overrides: dict[str, str] = Field(description="runtime overrides in the KV bucket")
+    specs: list[FlagSpecOut]
+    summary: str
+
+
+class FlagsUpdate(BaseModel):
+    """Set runtime overrides; a null value removes the override (back to env/default)."""
+
+    model_config = ConfigDict(json_schema_extra={"example": {"values": {"POSTING_DISABLED": False,
+                                                                        "LIVE_POSTS": True}, "actor": "ops"}})
+
+    values: dict[str, bool | int | float | str | None] = Field(description="flag name -> new value or null")
+    actor: str | None = Field(None, max_length=200, description="who (defaults to the X-Actor header or 'admin')")
+
+
+class ArmOut(BaseModel):
+    scope: str
+    arm_name: str
+    successes: int
+    failures: int
+    alpha: float
+    beta: float
+    mean: float
+    sd: float
+    model_version: int
+    updated_at: datetime
+
+
+class SlotOut(BaseModel):
+    scope: str
+    hour: int
+    n: int
+    mean_er: float | None
+    model_version: int
+
+
+class LearningView(BaseModel):
+    arms: list[ArmOut]
+    slots: list[SlotOut]
+    models: list[dict[str, Any]]
+
+
+class DeadLetter(BaseModel):
+    seq: int
+    subject: str
+    consumer: str | None
+    error: str | None
+    original_subject: str | None
+    original_seq: int | None
+    at: datetime | None
+    data: str = Field(description="the message as received (first 500 characters)")
+
+
+class DeadLetters(BaseModel):
+    total: int
+    items: list[DeadLetter]
