@@ -26,7 +26,7 @@ log = structlog.get_logger("learner")
 #: publish a model expecting the model subject's last sequence; returns the new sequence
 PublishModel = Callable[[ModelUpdated, int], Awaitable[int]]
 PublishCommand = Callable[[Command, str], Awaitable[int]]
-FitPredictors = Callable[[list[Any]], tuple[list[Any], str | None]]
+FitPredictors = Callable[..., tuple[list[Any], str | None]]  # (samples, *, threshold, seed)
 RACE_RETRIES = 3
 
 
