@@ -26,6 +26,7 @@ Applying an event twice changes nothing the second time (promise 6). Times are t
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -34,6 +35,7 @@ from typing import Any, Protocol
 import msgspec
 from pydantic import Field, field_validator
 
+from shared.bus.core import WrongSequence
 from shared.config import CommonSettings
 from shared.errors import ConfigError
 from shared.events import (
@@ -404,8 +406,8 @@ def judge_draft(
     gate: GateConfig,
     scheduled_at: datetime | None,
     timing_arm: str | None,
-    predicted_er: float | None = None,
     features: dict[str, FeatureValue] | None = None,
+    predict: Callable[[dict[str, FeatureValue]], float | None] | None = None,
     model_version: int | None = None,
     target_tweet_id: str | None = None,
     target_username: str | None = None,
@@ -413,7 +415,10 @@ def judge_draft(
     event_id: str | None = None,
 ) -> tuple[DecisionQueued | DecisionSkipped, ChainOutcome]:
     """Run the gate chain on one draft and write the event that records it: ``decision.queued`` when every
-    gate passed, else ``decision.skipped`` with the blocking gate, its reason and score (no schedule)."""
+    gate passed, else ``decision.skipped`` with the blocking gate, its reason and score (no schedule).
+
+    ``features`` gets the quality score added; ``predict(features)`` gives ``predicted_er`` (None without it).
+    """
     part_list = list(parts)
     chash = content_hash(part_list)
     outcome = run_gate_chain(
@@ -436,6 +441,8 @@ def judge_draft(
         results = [r for r in outcome.results if r.gate == "quality"] + [blocked_by]
         outcome = ChainOutcome(False, results, blocked_by)
     quality = outcome.result("quality")
+    quality_score = None if quality is None or quality.score is None else round(float(quality.score), 6)
+    feats: dict[str, FeatureValue] = {**(features or {}), "quality_score": quality_score}
     common: dict[str, Any] = dict(
         event_id=event_id or new_event_id(),
         occurred_at=now,
@@ -446,13 +453,13 @@ def judge_draft(
         parts=part_list,
         bandit_arm=bandit_arm,
         timing_arm=timing_arm,
-        quality_score=None if quality is None or quality.score is None else round(float(quality.score), 6),
-        predicted_er=predicted_er,
+        quality_score=quality_score,
+        predicted_er=predict(feats) if predict is not None else None,
         generation_source=generation_source,
         topic_cluster=topic,
         angle=angle,
         content_hash=chash,
-        features=dict(features or {}),
+        features=feats,
         embedding=embedding,
         embedding_model=embedding_model,
         target_tweet_id=target_tweet_id,
@@ -473,6 +480,36 @@ def judge_draft(
         ),
         outcome,
     )
+
+
+async def publish_draft(publish: Callable[..., Awaitable[int]], event: DecisionQueued | DecisionSkipped, prefix: str) -> bool:
+    """Publish a decision's first event; False when the decision already has one (another run got there)."""
+    try:
+        await publish(
+            event,
+            expected_last_subject_seq=0,
+            expected_subject=f"{prefix}.decision.{event.decision_id}.*",
+        )
+    except WrongSequence:
+        return False
+    return True
+
+
+Predictor = Callable[[ModelUpdated, dict[str, Any]], float | None]
+
+
+def predicted_er(model: ModelUpdated | None, features: dict[str, Any], predict: Predictor | None) -> float | None:
+    """The latest model's ER prediction for a draft, or ``None`` when there is no model, no predictor or no
+    prediction (never a made-up number)."""
+    if model is None or not model.predictors or predict is None:
+        return None
+    try:
+        value = predict(model, features)
+    except Exception:
+        return None
+    if value is None or not math.isfinite(value):
+        return None
+    return round(float(value), 6)
 
 
 # ---------------------------------------------------------------------------------------------- drafting

@@ -5,6 +5,7 @@ from __future__ import annotations
 from shared.bus import ReadItem
 from shared.decisions import INTERESTED, RecentDecisions, llm_writers
 from shared.events import Command
+from shared.learning.predictors import predict_er
 from shared.service import ServiceContext, ServiceParts
 
 from .config import PlannerSettings
@@ -40,6 +41,7 @@ async def wire(ctx: ServiceContext) -> tuple[PlanDeps, ServiceParts]:
         live=live.current,
         batch=s.PLAN_BATCH,
         thread_ratio=s.PLAN_THREAD_RATIO,
+        predict=predict_er,
         seed=s.SHADOW_SEED,
         catch_up=catch_up,
         service=ctx.name,

@@ -20,9 +20,8 @@ For each draft of a ``plan`` run (no I/O here; the handler does the LLM calls an
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
 
 import msgspec
 import numpy as np
@@ -163,20 +162,3 @@ def choose(
         model_version=state.model.version if state.model is not None else None,
         seed=int(rng.integers(0, 2**31 - 1)),
     )
-
-
-Predictor = Callable[[ModelUpdated, dict[str, Any]], float | None]
-
-
-def predicted_er(model: ModelUpdated | None, features: dict[str, Any], predict: Predictor | None) -> float | None:
-    """The latest model's ER prediction for a draft, or ``None`` when there is no model, no predictor or no
-    prediction (never a made-up number)."""
-    if model is None or not model.predictors or predict is None:
-        return None
-    try:
-        value = predict(model, features)
-    except Exception:
-        return None
-    if value is None or not np.isfinite(value):
-        return None
-    return round(float(value), 6)

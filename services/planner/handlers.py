@@ -22,14 +22,21 @@ from datetime import datetime
 import numpy as np
 import structlog
 
-from shared.bus.core import WrongSequence
-from shared.decisions import RecentDecisions, Writer, draft_features, judge_draft
-from shared.events import Command, DecisionQueued, DecisionSkipped, float32_bytes
+from shared.decisions import (
+    Predictor,
+    RecentDecisions,
+    Writer,
+    draft_features,
+    judge_draft,
+    predicted_er,
+    publish_draft,
+)
+from shared.events import Command, DecisionQueued, float32_bytes
 from shared.flags import Flags
 from shared.gates import format_block_line
 from shared.llm.port import DraftRequest, LLMFailure
 
-from .domain import Predictor, choose, policy_from, predicted_er
+from .domain import choose, policy_from
 
 log = structlog.get_logger("planner")
 
@@ -70,19 +77,6 @@ def decision_id_for(run_id: str, i: int) -> str:
 def run_rng(seed: int, run_id: str) -> np.random.Generator:
     digest = hashlib.sha256(f"{seed}|plan|{run_id}".encode()).digest()
     return np.random.default_rng(int.from_bytes(digest[:8], "little"))
-
-
-async def publish_draft(publish: Publish, event: DecisionQueued | DecisionSkipped, prefix: str) -> bool:
-    """Publish a decision's first event; False when the decision already has one (another run got there)."""
-    try:
-        await publish(
-            event,
-            expected_last_subject_seq=0,
-            expected_subject=f"{prefix}.decision.{event.decision_id}.*",
-        )
-    except WrongSequence:
-        return False
-    return True
 
 
 async def plan_job(cmd: Command, deps: PlanDeps, *, evt_prefix: str) -> dict[str, int]:
@@ -149,7 +143,7 @@ async def _plan(cmd: Command, deps: PlanDeps, evt_prefix: str) -> dict[str, int]
             gate=policy.gate,
             scheduled_at=choice.scheduled_at,
             timing_arm=choice.timing_arm,
-            predicted_er=predicted_er(deps.state.model, features, deps.predict),
+            predict=lambda f: predicted_er(deps.state.model, f, deps.predict),
             features=features,
             model_version=choice.model_version,
             correlation_id=cmd.run_id,

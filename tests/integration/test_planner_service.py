@@ -14,7 +14,7 @@ from structlog.testing import capture_logs
 
 from services.planner.bootstrap import wire
 from services.planner.config import PlannerSettings
-from services.planner.handlers import PlanDeps, publish_draft
+from services.planner.handlers import PlanDeps
 from shared.bus import JetStreamBus
 from shared.clock import Clock
 from shared.config import load_settings
@@ -195,7 +195,7 @@ async def test_state_is_rebuilt_from_the_log_and_a_duplicate_is_blocked(
 
 
 async def _replan_same_draft(planner: Planner, original: DecisionQueued) -> DecisionSkipped:
-    from shared.decisions import judge_draft
+    from shared.decisions import judge_draft, publish_draft
     from shared.gates import GateConfig
 
     event, outcome = judge_draft(

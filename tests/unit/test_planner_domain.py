@@ -15,9 +15,8 @@ from services.planner.domain import (
     choose_slot,
     eligible_arms,
     policy_from,
-    predicted_er,
 )
-from shared.decisions import RecentDecisions
+from shared.decisions import RecentDecisions, predicted_er
 from shared.events import ArmState, ModelUpdated, PredictorState, SlotState
 from shared.flags import Flags
 from shared.gates import GateConfig, RotationWindow
