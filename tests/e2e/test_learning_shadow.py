@@ -85,7 +85,7 @@ async def wait_for(predicate, timeout: float, procs: list[subprocess.Popen]) -> 
 async def test_shadow_posts_become_outcomes_and_model_versions_climb(
     bus: JetStreamBus, nats_url: str, namespace: str, tmp_path: Path
 ):
-    common = {"MODE": "shadow", "SHADOW_SEED": "7", "SHADOW_CLOCK_SPEED": "3600", "LOG_FORMAT": "json"}
+    common = {"MODE": "shadow", "SHADOW_SEED": "7", "SHADOW_CLOCK_SPEED": "7200", "LOG_FORMAT": "json"}
     collector_env = service_env(nats_url, namespace, **common, COLLECT_INTERVAL_HOURS="1")
     learner_env = service_env(
         nats_url, namespace, **common, LEARN_INTERVAL_MINUTES="0", LEARN_EVERY_N_OUTCOMES="10"
