@@ -124,8 +124,8 @@ async def test_live_plan_queues_real_drafts_with_every_field(bus: JetStreamBus, 
     assert len(calls) == 6 and all(isinstance(c, LlmCallCompleted) for c in calls)
     assert {c.kind for c in calls} == {"chat", "embedding"}
     assert all(c.total_tokens > 0 and c.cost_usd > 0 and c.service == "planner" for c in calls)
-    chats = [r for r in fake_llm.requests if r.get("path", "").endswith("chat/completions")] or fake_llm.requests
-    assert chats
+    chats = [r for r in fake_llm.requests[-6:] if r["path"] == "/v1/chat/completions"]
+    assert len(chats) == 3 and all(r["headers"]["authorization"] == "Bearer test-key" for r in chats)
 
 
 @pytest.mark.parametrize("mode,reason", [("rate_limit", "rate_limited"), ("server_error", "api_error")])
