@@ -16,7 +16,8 @@ outcome went in, so a live consumer can refuse such a model).
 **Success** (Thompson arms): ``ER > SUCCESS_ER_THRESHOLD`` (flag, default 0.03; see
 ``shared.learning.bandits``). Scopes: ``content`` for single / thread decisions, ``reply`` for replies.
 **Timing**: UCB1 slot statistics over the 24 UTC hours from content decisions (a reply's hour follows its
-target, not our choice), hour = the hour the post went out (else its timing arm, else its scheduled hour).
+target, not our choice), hour = the hour the post went out (else its timing arm, else its scheduled hour),
+each ER adjusted for its arm's effect (``bandits.arm_adjusted_slot_observations``).
 """
 
 from __future__ import annotations
@@ -201,11 +202,8 @@ def arm_states(samples: list[Sample]) -> list[ArmState]:
 
 def slot_states(samples: list[Sample]) -> list[SlotState]:
     timed = [s for s in samples if s.scope == CONTENT_SCOPE and s.hour is not None]
-    adjust = getattr(bandits, "arm_adjusted_slot_observations", None)
-    if adjust is not None:
-        obs = adjust([(s.arm, int(s.hour), s.er) for s in timed])  # type: ignore[arg-type]
-    else:
-        obs = [(int(s.hour), s.er) for s in timed]  # type: ignore[arg-type]
+    # each ER minus its arm's fitted effect, so an hour is not credited with the arms it happened to carry
+    obs = bandits.arm_adjusted_slot_observations([(s.arm, int(s.hour), s.er) for s in timed])  # type: ignore[arg-type]
     return [SlotState(hour=st.hour, n=st.n, mean_er=st.mean_er) for st in bandits.slot_stats(obs)]
 
 
