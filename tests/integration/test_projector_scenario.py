@@ -5,14 +5,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 import pytest
 
+from services.gateway.app import create_app
+from services.gateway.deps import Gateway
 from services.gateway.projector import Projector
-from shared.db import apply_migrations
+from shared.clock import FixedClock
+from shared.db import apply_migrations, create_pool
 from shared.events import (
     ArmState,
     DecisionApproved,
@@ -171,6 +177,67 @@ async def migrated(database_url: str) -> None:
         await apply_migrations(conn)
     finally:
         await conn.close()
+
+
+TOKEN = "s3cret-admin-token"
+NOW = T0 + timedelta(days=1)
+
+
+@contextlib.asynccontextmanager
+async def make_gateway(
+    bus: Any, database_url: str, *, admin_token: str | None = TOKEN, env: dict[str, str] | None = None,
+    clock: Any = None,
+) -> AsyncIterator[tuple[Gateway, Any]]:
+    """A gateway on the test's bus and database, following the log; yields it and an httpx client."""
+    import httpx
+
+    from shared.flagstore import FlagStore
+
+    await migrated(database_url)
+    pool = await create_pool(database_url)
+    flags = FlagStore(bus, env if env is not None else {"MODE": "live"})
+    await flags.start()
+    projector = Projector(bus, database_url, flush_s=0.001)
+    projector.start()
+    gw = Gateway(bus=bus, flags=flags, pool=pool, clock=clock or FixedClock(NOW), admin_token=admin_token,
+                 projector=projector)
+    app = create_app(gw)
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client:
+            yield gw, client
+    finally:
+        await projector.stop()
+        await flags.stop()
+        await pool.close()
+
+
+@contextlib.asynccontextmanager
+async def own_bus_and_database(nats_url: str, admin_url: str) -> AsyncIterator[tuple[Any, str]]:
+    """A namespace and a database of our own on the session's servers, for module-scoped fixtures (the
+    harness's ``bus`` and ``database_url`` are per test); both removed afterwards."""
+    from shared.bus import BusNames, JetStreamBus, StreamSettings
+    from tests.conftest import delete_namespace
+
+    ns = f"t{uuid.uuid4().hex[:10]}"
+    bus = await JetStreamBus.connect(nats_url, names=BusNames(ns), settings=StreamSettings(duplicate_window_s=120))
+    await bus.ensure()
+    name = f"xbot_m_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(admin_url)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    try:
+        yield bus, f"{admin_url.rpartition('/')[0]}/{name}"
+    finally:
+        await delete_namespace(bus)
+        await bus.close()
+        admin = await asyncpg.connect(admin_url)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+async def caught_up(gw: Gateway, timeout: float = 10.0) -> None:
+    last = await gw.bus.last_seq()
+    assert await gw.projector.wait_for(last, timeout), f"projector at {gw.projector.position}, log at {last}"
 
 
 @pytest.mark.integration
