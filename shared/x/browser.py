@@ -533,9 +533,9 @@ class PlaywrightX:
                 raise err from exc
             finally:
                 try:
-                    await page.close()
-                except PlaywrightError:
-                    pass
+                    await asyncio.wait_for(page.close(), timeout=5)
+                except (PlaywrightError, TimeoutError):
+                    log.warning("x_page_close_failed", op=op_name)
             if self._autosave:
                 try:
                     await self._save(self._ctx)
@@ -586,6 +586,14 @@ class PlaywrightX:
             artifacts=list(paths),
         )
 
+    async def _bounded(self, aw: Awaitable[T], what: str, seconds: float | None = None) -> T:
+        """Await a browser call that has no timeout of its own (evaluate, count, wheel, type)."""
+        limit = seconds if seconds is not None else self._timeout_ms / 1000 + 1
+        try:
+            return await asyncio.wait_for(aw, timeout=limit)
+        except TimeoutError as exc:
+            raise XTimeout(f"{what} did not finish within {limit:.1f} s") from exc
+
     async def _pause(self) -> None:
         lo, hi = self._dwell
         if hi > 0:
@@ -616,7 +624,7 @@ class PlaywrightX:
     async def _check_logged_in(self, page: Page, api: _ApiWatcher) -> None:
         if self._is_login_url(page.url):
             raise XLoggedOut(f"X shows its login flow ({page.url})")
-        if await page.locator(sel.LOGIN_MARKERS).count():
+        if await self._bounded(page.locator(sel.LOGIN_MARKERS).count(), "login check"):
             raise XLoggedOut(f"X shows a login form on {page.url}")
         failure = api.failure()
         if isinstance(failure, XLoggedOut):
@@ -638,12 +646,12 @@ class PlaywrightX:
             raise failure
 
     async def _articles(self, page: Page) -> list[dict[str, Any]]:
-        return await page.evaluate(_ARTICLES_JS, sel.ARTICLE_SELECTORS)
+        return await self._bounded(page.evaluate(_ARTICLES_JS, sel.ARTICLE_SELECTORS), "reading tweets")
 
     async def _missing_page(self, page: Page) -> bool:
-        if await page.locator(f"{sel.ERROR_DETAIL}, {sel.EMPTY_STATE}").count():
+        if await self._bounded(page.locator(f"{sel.ERROR_DETAIL}, {sel.EMPTY_STATE}").count(), "error check"):
             return True
-        body = (await page.locator("body").inner_text()).lower()
+        body = (await self._bounded(page.locator("body").inner_text(), "reading the page")).lower()
         return any(t in body for t in sel.MISSING_TEXTS)
 
     # --------------------------------------------------------------------------------------- reading
@@ -656,12 +664,13 @@ class PlaywrightX:
         await self._goto(page, api, path)
         await self._settle(page, api)
         empty = page.locator(sel.EMPTY_STATE)
-        if await empty.count() and not await page.locator(sel.TWEET).count():
-            message = (await empty.first.inner_text()).lower()
+        tweets_shown = await self._bounded(page.locator(sel.TWEET).count(), "counting tweets")
+        if not tweets_shown and await self._bounded(empty.count(), "empty check"):
+            message = (await self._bounded(empty.first.inner_text(), "reading the empty state")).lower()
             if "doesn’t exist" in message or "doesn't exist" in message:
                 raise XUnavailable(f"{path}: {message.strip()}")
             return []
-        if await page.locator(sel.SOMETHING_WRONG).count() and not await page.locator(sel.TWEET).count():
+        if not tweets_shown and await self._bounded(page.locator(sel.SOMETHING_WRONG).count(), "error check"):
             raise XUnavailable(f"{path}: X says something went wrong")
         found: dict[str, TweetView] = {}
         for round_no in range(self._max_scrolls + 1):
@@ -681,14 +690,14 @@ class PlaywrightX:
 
     async def _scroll_for_more(self, page: Page, api: _ApiWatcher) -> bool:
         """Scroll down; True when the timeline showed something new, False at its end."""
-        before = await page.evaluate(_SIGNATURE_JS, sel.TWEET)
-        await page.mouse.wheel(0, 3000)
-        await page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
+        before = await self._bounded(page.evaluate(_SIGNATURE_JS, sel.TWEET), "scrolling")
+        await self._bounded(page.mouse.wheel(0, 3000), "scrolling")
+        await self._bounded(page.evaluate("window.scrollTo(0, document.body.scrollHeight)"), "scrolling")
         await self._pause()
         deadline = time.monotonic() + self._scroll_wait_ms / 1000
         while time.monotonic() < deadline:
             await asyncio.sleep(0.05)
-            if await page.evaluate(_SIGNATURE_JS, sel.TWEET) != before:
+            if await self._bounded(page.evaluate(_SIGNATURE_JS, sel.TWEET), "scrolling") != before:
                 return True
             if api.inflight == 0 and time.monotonic() - api.last_activity > 0.4:
                 return False
@@ -737,8 +746,10 @@ class PlaywrightX:
         await self._pause()
         await box.click()
         lo, hi = self._type_delay
-        await page.keyboard.type(text, delay=self._rng.uniform(lo, hi) if hi > 0 else 0)
-        shown = await box.inner_text()
+        delay = self._rng.uniform(lo, hi) if hi > 0 else 0
+        typing_s = len(text) * (delay + 20) / 1000 + self._timeout_ms / 1000
+        await self._bounded(page.keyboard.type(text, delay=delay), "typing", typing_s)
+        shown = await self._bounded(box.inner_text(), "reading the compose box")
         if " ".join(shown.split()) != " ".join(text.split()):
             raise XError(
                 f"the compose box shows {shown!r}, not the text typed",
@@ -754,8 +765,12 @@ class PlaywrightX:
         try:
             await button.click()
         except PlaywrightError as exc:
-            if capture.request_seen:
-                raise XPostInDoubt(f"the post button click failed after submitting: {exc.message}") from exc
+            for _ in range(20):  # the click may have gone through before the error: look for the request
+                if capture.request_seen:
+                    raise XPostInDoubt(
+                        f"the post button click failed after submitting: {exc.message}"
+                    ) from exc
+                await asyncio.sleep(0.05)
             raise XTimeout(f"could not click the post button: {exc.message}") from exc
         if after_click is not None:
             await after_click()
@@ -786,7 +801,7 @@ class PlaywrightX:
         articles = page.locator(sel.TWEET).filter(
             has=page.locator(f'a[href$="/status/{parent_id}"]:has(time)')
         )
-        if not await articles.count():
+        if not await self._bounded(articles.count(), "finding the tweet to reply to"):
             if await self._missing_page(page):
                 raise XUnavailable(f"cannot reply: tweet {parent_id} is not on X")
             raise XPageMismatch(f"cannot reply: {page.url} does not show tweet {parent_id}")
@@ -813,11 +828,11 @@ class PlaywrightX:
                 candidates.append(urlparse(page.url).path)
             try:
                 links = page.locator(sel.TOAST_STATUS_LINK)
-                for i in range(min(await links.count(), 5)):
-                    href = await links.nth(i).get_attribute("href")
+                for i in range(min(await self._bounded(links.count(), "toast"), 5)):
+                    href = await self._bounded(links.nth(i).get_attribute("href"), "toast")
                     if href:
                         candidates.append(href)
-            except PlaywrightError:
+            except (PlaywrightError, XTimeout):
                 pass  # the page is navigating
             for href in candidates:
                 parsed = parse_status_href(href)

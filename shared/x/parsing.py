@@ -91,6 +91,8 @@ def parse_count(text: str) -> int:
     else:
         tail = digits[last + 1 :]
         head = digits[:last].replace(".", "").replace(",", "")
+        if suffix and digits[last] in digits[:last]:
+            raise ValueError(f"not a count: {text!r}")  # "1.2.3K": two decimal marks
         if suffix or len(tail) != 3:
             whole, frac = head, tail
         else:
