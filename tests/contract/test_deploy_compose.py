@@ -146,12 +146,15 @@ def test_postgres_15_on_a_named_volume() -> None:
 
 def test_browser_services_keep_their_session_on_a_volume_and_have_shared_memory() -> None:
     doc = compose()
-    for name in ("poster", "collector"):
+    sessions = set()
+    for name in ("poster", "collector", "replier"):
         s = doc["services"][name]
         volume, _, target = s["volumes"][0].partition(":")
         assert volume in doc["volumes"] and environment(s)["XBOT_HOME"] == target
         assert environment(s)["X_SESSION_FILE"].startswith(target + "/")
+        sessions.add(environment(s)["X_SESSION_FILE"])
         assert s["shm_size"]
+    assert len(sessions) == 3, "one session file per service: no two writers replace the same file"
 
 
 def test_no_secret_is_written_into_the_compose_file() -> None:

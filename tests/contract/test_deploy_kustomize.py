@@ -248,7 +248,7 @@ def test_health_ports_match_the_configuration(overlay: str) -> None:
 def test_each_service_gets_only_the_secrets_it_uses(overlay: str) -> None:
     [secret] = _load_docs(DEPLOY / "base" / "secret.example.yaml")
     wanted = {"gateway": {"DATABASE_URL", "ADMIN_TOKEN"}, "planner": {"OPENAI_API_KEY"},
-              "replier": {"OPENAI_API_KEY"}, "poster": {"X_SESSION_B64"}, "collector": {"X_SESSION_B64"},
+              "replier": {"OPENAI_API_KEY", "X_SESSION_B64"}, "poster": {"X_SESSION_B64"}, "collector": {"X_SESSION_B64"},
               "learner": set()}
     for service in SERVICES:
         [c] = containers(by_kind(overlay, "Deployment")[f"xbot-{service}"])
