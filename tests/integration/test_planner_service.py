@@ -234,3 +234,30 @@ async def test_four_replicas_racing_a_small_budget_never_spend_past_it(
     queued = await events_of(bus, "decision.queued")
     assert sum(r["queued"] for r in results) == len(queued) >= 1
     assert all(r["failed"] == 1 for r in results if r["queued"] + r["skipped"] < 4)
+
+
+async def test_the_latest_model_drives_the_arm_the_slot_and_predicted_er(bus: JetStreamBus) -> None:
+    from shared.events import ArmState, ModelUpdated, PredictorState, SlotState
+    from shared.learning.arms import default_content_arms
+    from shared.learning.predictors import FEATURE_NAMES, predict_er
+
+    n = len(FEATURE_NAMES)
+    ridge = PredictorState(kind="ridge_er", feature_names=list(FEATURE_NAMES),
+                           coefficients=[0.002 * ((i % 5) - 2) for i in range(n)], intercept=0.03,
+                           means=[0.1] * n, stds=[1.0] * n, metrics={"mae": 0.01}, n_train=60, n_holdout=20)
+    best = "productivity:data"
+    arms = [ArmState(arm=a, scope="content", alpha=90.0 if a == best else 2.0, beta=3.0 if a == best else 40.0,
+                     successes=0, failures=0) for a in default_content_arms()]
+    slots = [SlotState(hour=h, n=30, mean_er=0.09 if h == 7 else 0.01) for h in range(24)]
+    model = ModelUpdated(event_id="model-7", occurred_at=utcnow(), version=7, arms=arms, slots=slots,
+                         predictors=[ridge], outcomes_used=80, simulated_used=True, success_er_threshold=0.03)
+    await bus.publish(model)
+    async with planners(bus, {"MODE": "shadow", "PLAN_BATCH": "1"}) as (planner,):
+        assert planner.deps.state.model is not None and planner.deps.state.model.version == 7
+        counts = await planner.run()
+    assert counts["queued"] == 1
+    (q,) = await events_of(bus, "decision.queued")
+    assert q.bandit_arm == best and q.model_version == 7
+    assert q.timing_arm == "hour:7" and q.scheduled_at.hour == 7
+    assert q.features["quality_score"] == q.quality_score
+    assert q.predicted_er is not None and q.predicted_er == pytest.approx(predict_er(model, q.features), abs=1e-6)
