@@ -1,0 +1,173 @@
+"""The projector's pure core: the seed's status rules, dead letters, and rows that do not depend on batching."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from services.gateway.domain import (
+    ARMS_UPDATED,
+    POST_SKIPPED,
+    POSTS_ATTEMPTED,
+    ApplyError,
+    BatchWrites,
+    DecisionRow,
+    decision_status,
+    evolve_decision,
+    fold_batch,
+    num,
+    touched_decisions,
+    uuid_str,
+)
+from shared.bus import ReadItem
+from shared.events import (
+    DecisionApproved,
+    DecisionPosted,
+    DecisionPostFailed,
+    DecisionPostSkipped,
+    DecisionRejected,
+    DecisionRescheduled,
+    DecisionSkipped,
+)
+from tests.integration.test_projector_scenario import T0, did, queued, scenario
+
+pytestmark = pytest.mark.unit
+
+
+def items(events: list[Any], start: int = 1) -> list[ReadItem]:
+    return [ReadItem(i, f"xbot.evt.{e.aggregate}.{e.aggregate_id}.{e.name}", b"", event=e)
+            for i, e in enumerate(events, start)]
+
+
+def fold_all(events: list[Any]) -> DecisionRow | None:
+    row = None
+    for i, e in enumerate(events, 1):
+        row = evolve_decision(row, e, i)
+    return row
+
+
+def test_queued_stays_queued_through_post_skips_and_records_the_reason() -> None:
+    row = fold_all([queued(1), DecisionPostSkipped(event_id="a", occurred_at=T0 + timedelta(hours=1),
+                                                   decision_id=did(1), reason="posting_disabled")])
+    assert row is not None
+    assert (row.status, row.last_post_skip, row.last_seq) == ("queued", "posting_disabled", 2)
+    assert row.created_at == T0 + timedelta(minutes=1) and row.updated_at == T0 + timedelta(hours=1)
+    assert row.quality_score == Decimal("0.81") and row.generation_source == "real"
+
+
+def test_posted_is_never_undone_and_final_failures_fail_only_queued() -> None:
+    posted = DecisionPosted(event_id="p", occurred_at=T0, decision_id=did(1), tweet_id="1", posted_at=T0,
+                            decision_type="single", bandit_arm="a")
+    final = DecisionPostFailed(event_id="f", occurred_at=T0, decision_id=did(1), attempt=2, error="boom", final=True)
+    assert fold_all([queued(1), posted, final]).status == "posted"  # type: ignore[union-attr]
+    row = fold_all([queued(1), final])
+    assert row is not None and (row.status, row.error_message) == ("failed", "boom")
+    rej = DecisionRejected(event_id="r", occurred_at=T0, decision_id=did(1), reason="")
+    assert fold_all([queued(1), posted, rej]).status == "posted"  # type: ignore[union-attr]
+    row = fold_all([queued(1), rej])
+    assert row is not None and (row.status, row.approval, row.skip_reason) == ("skipped", "rejected", "rejected")
+
+
+def test_operator_events_and_second_drafts() -> None:
+    moved = T0 + timedelta(days=2)
+    row = fold_all([
+        queued(1),
+        DecisionApproved(event_id="a", occurred_at=T0, decision_id=did(1)),
+        DecisionRescheduled(event_id="s", occurred_at=T0, decision_id=did(1), scheduled_at=moved),
+        queued(1),  # the same decision drafted again: the first draft stands
+    ])
+    assert row is not None and row.approval == "approved" and row.scheduled_at == moved and row.last_seq == 4
+    sk = queued(2)
+    skipped = DecisionSkipped(**{f: getattr(sk, f) for f in sk.__struct_fields__}, gate="rotation",
+                              skip_reason="topic 40% > 35%", score=0.4)
+    row = fold_all([skipped])
+    assert row is not None and (row.status, row.gate, row.gate_score) == ("skipped", "rotation", Decimal("0.4"))
+    # an event for a decision with no draft makes no row
+    assert evolve_decision(None, DecisionApproved(event_id="x", occurred_at=T0, decision_id=did(9)), 1) is None
+    assert decision_status([queued(3), DecisionRejected(event_id="r", occurred_at=T0, decision_id=did(3))]) == "skipped"
+    assert decision_status([]) is None
+
+
+def test_fold_dead_letters_what_no_row_can_hold() -> None:
+    good = queued(1)
+    bad = type(good)(**{**{f: getattr(good, f) for f in good.__struct_fields__}, "decision_id": "d1"})
+    nul = type(good)(**{**{f: getattr(good, f) for f in good.__struct_fields__}, "decision_id": did(2),
+                        "content": "x\x00"})
+    its = items([bad, nul, good])
+    its.insert(1, ReadItem(99, "xbot.evt.decision.q.queued", b"{", error="DecodeError: truncated"))
+    w = fold_batch(its, {})
+    assert list(w.decisions) == [did(1)]
+    reasons = [r for _, r in w.dead]
+    assert len(reasons) == 3 and "not a UUID" in reasons[0] and "DecodeError" in reasons[1] and "NUL" in reasons[2]
+    assert w.last_seq == 99 and w.events == 4
+    assert touched_decisions(its) == {did(1), did(2)}
+    with pytest.raises(ApplyError):
+        uuid_str("nope")
+    assert uuid_str(did(1).replace("-", "")) == did(1)
+
+
+def test_numbers_go_to_numeric_in_their_shortest_form() -> None:
+    assert num(0.0425) == Decimal("0.0425") and num(1) == Decimal("1.0") and num(None) is None
+    assert num(float("inf")) is None and num(Decimal("0.1")) == Decimal("0.1")
+
+
+def test_counters_and_model_rows() -> None:
+    w = fold_batch(items(scenario()), {})
+    assert w.counters[(POSTS_ATTEMPTED, "")][0] == 3
+    assert w.counters[(POST_SKIPPED, "posting_disabled")][0] == 2
+    assert w.counters[(ARMS_UPDATED, "")][0] == 6
+    assert len(w.arms) == 3 and len(w.slots) == 24 and len(w.models) == 2 and len(w.usage) == 4
+    assert {r[1] for r in w.arms.values()} == {"howto:story", "opinion:data", "howto:list"}
+
+
+# --- batch boundaries do not matter ------------------------------------------------------------------------
+class FakeTables:
+    """The SQL's semantics in memory: upsert only with a later last_seq; counters add; the offset guards."""
+
+    def __init__(self) -> None:
+        self.offset = 0
+        self.tables: dict[str, dict[Any, Any]] = {}
+        self.counters: dict[tuple[str, str], int] = {}
+
+    def apply(self, batch: list[ReadItem]) -> None:
+        batch = [i for i in batch if i.seq > self.offset]
+        if not batch:
+            return
+        w: BatchWrites = fold_batch(batch, dict(self.tables.get("decisions", {})))
+        for name in ("decisions", "posted", "outcomes", "arms", "models", "slots", "usage", "jobs"):
+            table = self.tables.setdefault(name, {})
+            for key, row in getattr(w, name).items():
+                seq = row.last_seq if name == "decisions" else row[-1]
+                old = table.get(key)
+                old_seq = None if old is None else (old.last_seq if name == "decisions" else old[-1])
+                if old_seq is None or old_seq < seq:
+                    table[key] = row
+        for f in w.flags:
+            self.tables.setdefault("flags", {}).setdefault(f[0], f)
+        for key, (delta, _seq) in w.counters.items():
+            self.counters[key] = self.counters.get(key, 0) + delta
+        self.offset = w.last_seq
+
+
+EVENTS = items(scenario(n_bulk=6))
+
+
+@settings(max_examples=60, deadline=None)
+@given(cuts=st.lists(st.integers(min_value=1, max_value=len(EVENTS) - 1), max_size=12, unique=True),
+       redeliver=st.integers(min_value=0, max_value=5))
+def test_rows_do_not_depend_on_batch_boundaries_or_redelivery(cuts: list[int], redeliver: int) -> None:
+    whole = FakeTables()
+    whole.apply(EVENTS)
+    split = FakeTables()
+    bounds = [0, *sorted(cuts), len(EVENTS)]
+    batches = [EVENTS[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+    for i, b in enumerate(batches):
+        split.apply(b)
+        if i < redeliver:
+            split.apply(b)  # redelivered: changes nothing
+    assert split.tables == whole.tables and split.counters == whole.counters and split.offset == whole.offset
