@@ -248,7 +248,7 @@ class _ApiWatcher:
                     retry_after=retry_after_seconds(headers, time.time()),
                 )
         for _url, status, _headers in self.statuses:
-            if status in (401, 403):
+            if status == 401:
                 return classify_errors([], 401)
         return None
 
@@ -737,12 +737,16 @@ class PlaywrightX:
             await self._goto(page, api, sel.COMPOSE_PATH)
         else:
             await self._open_reply(page, api, in_reply_to)
-        box = page.locator(sel.COMPOSE_TEXTAREA).last
         try:
-            await box.wait_for(state="visible")
+            await page.locator(sel.COMPOSE_TEXTAREA).last.wait_for(state="visible")
         except PlaywrightTimeoutError as exc:
             await self._check_logged_in(page, api)
             raise XTimeout(f"no compose box on {page.url} within {self._timeout_ms} ms") from exc
+        # X's compose box lives in a dialog (over the home timeline, or opened by a reply button); an
+        # inline composer may sit on the page as well: work inside the dialog when there is one.
+        dialogs = page.locator(sel.COMPOSE_DIALOG).filter(has=page.locator(sel.COMPOSE_TEXTAREA))
+        scope = dialogs.last if await self._bounded(dialogs.count(), "finding the compose dialog") else page
+        box = scope.locator(sel.COMPOSE_TEXTAREA).last
         await self._pause()
         await box.click()
         lo, hi = self._type_delay
@@ -756,7 +760,7 @@ class PlaywrightX:
                 code="compose_mismatch",
                 retryable=True,
             )
-        button = page.locator(sel.COMPOSE_BUTTON).last
+        button = scope.locator(sel.COMPOSE_BUTTON).last
         await self._wait_enabled(button)
         await self._pause()
 
