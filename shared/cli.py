@@ -252,6 +252,7 @@ def replay(
         typer.echo("nothing to do: pass --rebuild to drop and rebuild the read models from the log", err=True)
         raise typer.Exit(2)
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
     from services.gateway.replay import rebuild as do_rebuild
 
     nats_url, db_url, ns = _connection()
@@ -270,13 +271,23 @@ def replay(
 
 
 @app.command()
+def config() -> None:
+    """Every setting the code reads, its default, which services read it and what it means."""
+    from .settings_doc import rows
+
+    for var, default, used, doc in rows():
+        typer.echo(f"{var}={default}  [{used}]  {doc}")
+
+
+@app.command()
 def bench(
     quick: Annotated[bool, typer.Option("--quick", help="Small sizes (seconds, for smoke tests).")] = False,
     only: Annotated[list[str] | None, typer.Option("--only", help="Run only these benchmarks (repeatable).")] = None,
 ) -> None:
     """Run the benchmarks against real NATS and PostgreSQL (started in a temp dir) and print each figure with its
     baseline measured in the same run, the ratio and the goal. Also written to bench/results/latest.json."""
-    from bench.run import BENCHMARKS, main as bench_main
+    from bench.run import BENCHMARKS
+    from bench.run import main as bench_main
 
     unknown = [o for o in only or [] if o not in BENCHMARKS]
     if unknown:
