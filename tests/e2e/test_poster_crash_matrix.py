@@ -206,7 +206,9 @@ async def trigger(bus: JetStreamBus) -> str:
     return run_id
 
 
-async def job_done(bus: JetStreamBus, run_id: str, timeout: float = 60.0) -> JobCompleted:
+async def job_done(
+    bus: JetStreamBus, run_id: str, timeout: float = 90.0, logs: PosterProcess | None = None
+) -> JobCompleted:
     deadline = time.monotonic() + timeout
     subject = f"{bus.names.evt_prefix}.job.{run_id}.completed"
     while time.monotonic() < deadline:
@@ -215,7 +217,9 @@ async def job_done(bus: JetStreamBus, run_id: str, timeout: float = 60.0) -> Job
         if done:
             return done[0]
         await asyncio.sleep(0.2)
-    raise AssertionError(f"job {run_id} did not complete within {timeout}s")
+    raise AssertionError(
+        f"job {run_id} did not complete within {timeout}s:\n{logs.log()[-4000:] if logs else ''}"
+    )
 
 
 def posted_of(events: list[Event]) -> list[DecisionPosted]:
@@ -232,7 +236,10 @@ async def test_crash_matrix_kill_9_then_restart_posts_exactly_once(bus, posters,
     doomed = posters(XBOT_TEST_CRASH_AT=crash_at)
     await doomed.wait_ready()
     await trigger(bus)
-    rc = await doomed.wait_exit(60)
+    try:
+        rc = await doomed.wait_exit(90)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"the poster did not crash at {crash_at}:\n{doomed.log()[-4000:]}") from None
     assert rc == -signal.SIGKILL, doomed.log()[-3000:]
 
     before = await history(bus, q.decision_id)
@@ -243,10 +250,10 @@ async def test_crash_matrix_kill_9_then_restart_posts_exactly_once(bus, posters,
 
     survivor = posters()
     await survivor.wait_ready()
-    done = await job_done(bus, await trigger(bus))
-    assert done.status == "ok", done
+    done = await job_done(bus, await trigger(bus), logs=survivor)
+    assert done.status == "ok", (done, survivor.log()[-4000:])
 
-    assert imitation.state.count_text(text) == 1
+    assert imitation.state.count_text(text) == 1, survivor.log()[-4000:]
     after = await history(bus, q.decision_id)
     (ev,) = posted_of(after)
     (tweet,) = imitation.state.tweets_with_text(text)
