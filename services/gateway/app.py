@@ -56,7 +56,8 @@ def create_app(gw: Gateway) -> FastAPI:
             return response
         finally:
             route = request.scope.get("route")
-            path = getattr(route, "path", None) or "unmatched"
+            path = getattr(route, "path", None) or (
+                "/static" if request.url.path.startswith("/static/") else "unmatched")
             assert gw.latency is not None
             gw.latency.labels(request.method, path, str(status)).observe(time.perf_counter() - t0)
 

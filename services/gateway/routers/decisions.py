@@ -41,7 +41,7 @@ TRANSITION_ERRORS = {
 def _check_id(decision_id: str) -> None:
     if not valid_id(decision_id):
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
-                            f"{decision_id!r} is not a decision id (no dots, spaces or wildcards)")
+                            f"{decision_id!r} is not a decision id (letters, digits, - and _ only)")
 
 
 @router.get(
