@@ -100,6 +100,9 @@ def run_up(home: Path, *, clock_speed: float, services: list[str] | None = None,
             SHADOW_CLOCK_SPEED=str(clock_speed), PYTHONUNBUFFERED="1",
         )
         env.setdefault("LOG_FORMAT", "console")
+        # the shadow demo moves fast enough to watch: outcomes and models within minutes
+        for k, v in {"COLLECT_INTERVAL_HOURS": "0.5", "LEARN_INTERVAL_MINUTES": "30"}.items():
+            env.setdefault(k, v)
         events = asyncio.run(_prepare(nats.url, pg.url, env))
         echo(f"  event log       {events} events already in the log" + (" (resuming)" if events else ""))
         names = services or existing_services()
