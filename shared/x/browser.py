@@ -20,7 +20,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from urllib.parse import quote, urlparse
 
 import structlog
@@ -400,7 +400,9 @@ class PlaywrightX:
                 )
                 ctx.set_default_timeout(self._timeout_ms)
                 ctx.set_default_navigation_timeout(self._timeout_ms)
-                await ctx.set_storage_state(state)
+                await asyncio.wait_for(
+                    ctx.set_storage_state(cast(Any, state)), timeout=self._timeout_ms / 1000 + 5
+                )
             except BaseException:
                 await pw.stop()
                 raise
@@ -413,7 +415,7 @@ class PlaywrightX:
             if ctx is not None:
                 try:
                     await self._save(ctx)
-                except (OSError, PlaywrightError) as exc:
+                except (OSError, PlaywrightError, XError) as exc:
                     log.warning("x_session_save_failed", error=str(exc))
                 try:
                     await ctx.close()
@@ -440,7 +442,10 @@ class PlaywrightX:
     async def _save(self, ctx: BrowserContext) -> Path | None:
         if self._session_file is None:
             return None
-        state = await ctx.storage_state()
+        try:
+            state = await asyncio.wait_for(ctx.storage_state(), timeout=self._timeout_ms / 1000 + 5)
+        except TimeoutError as exc:
+            raise XTimeout("reading the browser's storage state timed out") from exc
         names = {c["name"] for c in state.get("cookies", []) if c.get("value")}
         if not all(n in names for n in SESSION_COOKIES):
             log.warning("x_session_not_saved", reason="context has no auth_token/ct0 cookie")
@@ -516,7 +521,7 @@ class PlaywrightX:
         await self.start()
         assert self._ctx is not None
         async with self._lock:
-            page = await self._ctx.new_page()
+            page = await self._bounded(self._ctx.new_page(), "opening a page")
             api = _ApiWatcher(page)
             try:
                 result = await fn(page, api)
@@ -524,7 +529,7 @@ class PlaywrightX:
                 await self._record_failure(page, op_name, exc)
                 raise
             except PlaywrightTimeoutError as exc:
-                err = XTimeout(f"{op_name}: {exc.message}")
+                err: XError = XTimeout(f"{op_name}: {exc.message}")
                 await self._record_failure(page, op_name, err)
                 raise err from exc
             except PlaywrightError as exc:
@@ -539,7 +544,7 @@ class PlaywrightX:
             if self._autosave:
                 try:
                     await self._save(self._ctx)
-                except (OSError, PlaywrightError) as exc:
+                except (OSError, PlaywrightError, XError) as exc:
                     log.warning("x_session_save_failed", error=str(exc))
             return result
 
@@ -665,12 +670,14 @@ class PlaywrightX:
         await self._settle(page, api)
         empty = page.locator(sel.EMPTY_STATE)
         tweets_shown = await self._bounded(page.locator(sel.TWEET).count(), "counting tweets")
-        if not tweets_shown and await self._bounded(empty.count(), "empty check"):
+        empty_shown = await self._bounded(empty.count(), "empty check")
+        if not tweets_shown and empty_shown:
             message = (await self._bounded(empty.first.inner_text(), "reading the empty state")).lower()
             if "doesn’t exist" in message or "doesn't exist" in message:
                 raise XUnavailable(f"{path}: {message.strip()}")
             return []
-        if not tweets_shown and await self._bounded(page.locator(sel.SOMETHING_WRONG).count(), "error check"):
+        wrong_shown = await self._bounded(page.locator(sel.SOMETHING_WRONG).count(), "error check")
+        if not tweets_shown and wrong_shown:
             raise XUnavailable(f"{path}: X says something went wrong")
         found: dict[str, TweetView] = {}
         for round_no in range(self._max_scrolls + 1):
