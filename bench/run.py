@@ -288,6 +288,83 @@ async def bench_rss(ctx: Ctx) -> list[Row]:
     return rows
 
 
+def _loadgen(port: int, path: str, seconds: float, conns: int) -> dict[str, Any]:
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, str(Path(__file__).parent / "loadgen.py"), str(port), path, str(seconds),
+                          str(conns)], capture_output=True, text=True, timeout=seconds + 60, check=True)
+    return json.loads(out.stdout)
+
+
+async def _wait_http(port: int, path: str, timeout: float = 60) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient() as client:
+        while time.monotonic() < deadline:
+            with contextlib.suppress(Exception):
+                if (await client.get(f"http://127.0.0.1:{port}{path}")).status_code == 200:
+                    return
+            await asyncio.sleep(0.2)
+    raise TimeoutError(f"nothing answered on :{port}{path}")
+
+
+async def bench_api_metrics(ctx: Ctx) -> list[Row]:
+    import subprocess
+    import sys
+
+    seconds, conns = (2.0, 8) if ctx.quick else (10.0, 16)
+    gport, bport = free_port(), free_port()
+    ns = f"api{uuid.uuid4().hex[:6]}"
+    env = dict(os.environ, NATS_URL=ctx.nats.url, DATABASE_URL=ctx.pg.url, XBOT_NAMESPACE=ns, LOG_FORMAT="json",
+               GATEWAY_PORT=str(gport), MODE="shadow", LOG_LEVEL="WARNING")
+    gw = subprocess.Popen([sys.executable, "-m", "services.gateway"], env=env, stdout=subprocess.DEVNULL,  # noqa: ASYNC220
+                          stderr=subprocess.DEVNULL)
+    bare = subprocess.Popen([sys.executable, str(Path(__file__).parent / "bare_app.py"), str(bport)],  # noqa: ASYNC220
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        await _wait_http(gport, "/api/metrics")
+        await _wait_http(bport, "/api/metrics")
+        ctx.progress("load on the bare endpoint")
+        base = await asyncio.to_thread(_loadgen, bport, "/api/metrics", seconds, conns)
+        ctx.progress("load on /api/metrics")
+        ours = await asyncio.to_thread(_loadgen, gport, "/api/metrics", seconds, conns)
+    finally:
+        for p in (gw, bare):
+            p.terminate()
+            with contextlib.suppress(Exception):
+                p.wait(10)
+    ratio = ours["rps"] / base["rps"]
+    return [
+        Row("/api/metrics under load (second process)", ours["rps"], "req/s", base["rps"], "bare FastAPI endpoint",
+            ratio, ">= 0.8 x baseline", ratio >= 0.8, f"{conns} connections, {ours['errors']} errors"),
+        Row("/api/metrics latency p99", ours["p99_ms"], "ms", base["p99_ms"], "bare FastAPI endpoint p99",
+            ours["p99_ms"] / base["p99_ms"], "p99 < 10 ms", ours["p99_ms"] < 10, f"p50 {ours['p50_ms']:.2f} ms"),
+    ]
+
+
+async def bench_restart(ctx: Ctx) -> list[Row]:
+    """A service restarted with N events in the log, until caught up (its projection replays the log)."""
+    from services.poster.domain import INTERESTED, PosterState
+
+    n = 5_000 if ctx.quick else 1_000_000
+    bus = await ctx.bus()
+    await fill(bus, n, ctx.progress)
+    ctx.progress("full replay into a service's state (the poster's projection)")
+    state = PosterState()
+    t0 = time.perf_counter()
+    proj = Projection(bus, state.apply, name="restart", names=INTERESTED)
+    proj.start()
+    await proj.wait_caught_up(timeout=600)
+    full = time.perf_counter() - t0
+    await proj.stop()
+    await bus.js.delete_stream(bus.names.events_stream)
+    await bus.close()
+    return [Row("service restart with the log, until caught up", full, "s", goal="< 2 s",
+                met=full < 2, note=f"{n:,} events; no snapshots yet, so this is the full replay time")]
+
+
 BENCHMARKS: dict[str, Callable[[Ctx], Awaitable[list[Row]]]] = {
     "replay": bench_replay,
     "consume": bench_consume,
@@ -295,6 +372,8 @@ BENCHMARKS: dict[str, Callable[[Ctx], Awaitable[list[Row]]]] = {
     "uniqueness": bench_uniqueness,
     "regret": bench_regret,
     "rss": bench_rss,
+    "api": bench_api_metrics,
+    "restart": bench_restart,
 }
 
 
