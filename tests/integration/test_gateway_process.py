@@ -49,8 +49,9 @@ async def gateway_process(nats_url: str, namespace: str, database_url: str, log_
     import asyncio
 
     port = free_port()
-    env = service_env(nats_url, namespace, DATABASE_URL=database_url, GATEWAY_PORT=str(port),
-                      GATEWAY_HOST="127.0.0.1", ADMIN_TOKEN=TOKEN, MODE="live", **extra)
+    settings = {"DATABASE_URL": database_url, "GATEWAY_PORT": str(port), "GATEWAY_HOST": "127.0.0.1",
+                "ADMIN_TOKEN": TOKEN, "MODE": "live", "READY_MAX_LAG": "0", **extra}  # ready = caught up
+    env = service_env(nats_url, namespace, **settings)
     proc = _spawn(env, log_path)
     base = f"http://127.0.0.1:{port}"
     try:
