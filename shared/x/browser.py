@@ -187,6 +187,35 @@ def _write_private(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def fresh_profile_dir(parent: Path | None = None) -> Path:
+    """A new temporary Chromium profile dir `<parent>/<pid>-<random>`.
+
+    Profiles of processes that died without closing (a crash, SIGKILL) are removed on the way.
+    """
+    parent = parent or Path(tempfile.gettempdir()) / "xbot-chromium"
+    parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for child in parent.iterdir():
+        pid_text = child.name.split("-", 1)[0]
+        if (
+            child.is_dir()
+            and pid_text.isdigit()
+            and int(pid_text) != os.getpid()
+            and not _pid_alive(int(pid_text))
+        ):
+            shutil.rmtree(child, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=parent))
+
+
 # ------------------------------------------------------------------------------------ page observers
 
 
@@ -384,7 +413,7 @@ class PlaywrightX:
                 return
             state = load_session(self._session_file, self._session_b64)
             if self._user_data_dir is None:
-                self._user_data_dir = Path(tempfile.mkdtemp(prefix="xbot-chromium-"))
+                self._user_data_dir = await asyncio.to_thread(fresh_profile_dir)
                 self._owns_user_data_dir = True
             pw = await async_playwright().start()
             try:

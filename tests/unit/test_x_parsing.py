@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.x.browser import PlaywrightX, load_session, normalize_session
+from shared.x.browser import PlaywrightX, fresh_profile_dir, load_session, normalize_session
 from shared.x.parsing import (
     classify_errors,
     counts_from_article,
@@ -388,3 +388,22 @@ async def test_playwright_adapter_checks_arguments_before_touching_a_browser() -
         await x.read_status_metrics("sim-0123456789abcdef0123", expected_author="alice")
     with pytest.raises(XLoggedOut):  # no session at all: refuses to start
         await x.read_own_timeline()
+
+
+def test_fresh_profile_dirs_reap_those_of_dead_processes(tmp_path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    stale = tmp_path / f"{int(dead.stdout)}-abc"
+    (stale / "Default").mkdir(parents=True)
+    alive = tmp_path / f"{os.getppid()}-keep"
+    alive.mkdir()
+    other = tmp_path / "not-a-profile"
+    other.mkdir()
+    fresh = fresh_profile_dir(tmp_path)
+    assert fresh.is_dir() and fresh.name.startswith(f"{os.getpid()}-")
+    assert not stale.exists() and alive.exists() and other.exists()
