@@ -338,19 +338,23 @@ def replay(events: Iterable[Any], **kw: Any) -> RecentDecisions:
 
 
 def earliest_free(
-    begin: datetime, end: datetime | None, busy: Iterable[datetime], gap: timedelta
+    begin: datetime,
+    end: datetime | None,
+    busy: Iterable[datetime | tuple[datetime, timedelta]],
+    gap: timedelta,
 ) -> datetime | None:
     """The earliest time ``t`` in ``[begin, end)`` at least ``gap`` away from every busy time (None if none).
 
-    ``end=None`` means unbounded. Bounded: ``t`` only moves forward, past one busy time per step.
+    A busy entry may carry its own gap: ``(time, gap)``. ``end=None`` means unbounded. Bounded: ``t`` only
+    moves forward, past at least one busy time per step.
     """
-    times = sorted(busy)
+    times = sorted((b, gap) if isinstance(b, datetime) else b for b in busy)
     t = begin
     for _ in range(len(times) + 1):
-        conflicts = [q for q in times if abs(q - t) < gap]
+        conflicts = [q + g for q, g in times if abs(q - t) < g]
         if not conflicts:
             return t if end is None or t < end else None
-        t = max(conflicts) + gap
+        t = max(conflicts)
         if end is not None and t >= end:
             return None
     return None  # pragma: no cover - unreachable: each step passes at least one busy time

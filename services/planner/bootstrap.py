@@ -40,6 +40,7 @@ async def wire(ctx: ServiceContext) -> tuple[PlanDeps, ServiceParts]:
         local=local,
         live=live.current,
         batch=s.PLAN_BATCH,
+        max_queued=s.PLAN_MAX_QUEUED,
         thread_ratio=s.PLAN_THREAD_RATIO,
         predict=predict_er,
         seed=s.SHADOW_SEED,

@@ -15,3 +15,6 @@ class PlannerSettings(LLMSettings):
     PLAN_BATCH: int = Field(3, ge=1, le=100)
     #: share of drafts written as threads (2-7 parts); the rest are single posts
     PLAN_THREAD_RATIO: float = Field(0.25, ge=0, le=1)
+    #: plan nothing while this many posts are already queued (the queue cannot grow without bound when
+    #: planning outpaces MAX_POSTS_PER_HOUR)
+    PLAN_MAX_QUEUED: int = Field(24, ge=1, le=10_000)

@@ -10,7 +10,8 @@ For each draft of a ``plan`` run (no I/O here; the handler does the LLM calls an
 3. **Slot** -- an hour by UCB1 over the 24 hourly slots of the model (every hour untried before any model),
    among the hours whose next occurrence still has room; ``scheduled_at`` is the earliest moment of that
    occurrence that keeps ``gap`` (``MIN_POST_INTERVAL_MINUTES``, or 60 / ``MAX_POSTS_PER_HOUR`` minutes when
-   that is longer, so the poster can honour both) from every queued post and every recent post.
+   that is longer, so the poster can honour both) from every queued and recent post, and
+   ``MIN_POST_INTERVAL_MINUTES`` from every queued and recent reply (replies are not under the hourly cap).
 4. **Judge** -- after the draft and its embedding come back: the gate chain (quality, uniqueness over every
    queued and posted decision of the window, rotation over the last 7 days), then ``decision.queued`` or
    ``decision.skipped`` (see ``shared.decisions.judge_draft``).
@@ -118,7 +119,11 @@ def choose_arm(state: RecentDecisions, policy: PlanPolicy, now: datetime, rng: n
 
 
 def choose_slot(
-    model: ModelUpdated | None, busy: Sequence[datetime], now: datetime, gap: timedelta, rng: np.random.Generator
+    model: ModelUpdated | None,
+    busy: Sequence[datetime | tuple[datetime, timedelta]],
+    now: datetime,
+    gap: timedelta,
+    rng: np.random.Generator,
 ) -> tuple[int, datetime]:
     """UCB1 over the hours that still have room in their next occurrence; the earliest free moment in it."""
     free = {h: earliest_free(*hour_window(h, now), busy, gap) for h in HOURS}
@@ -148,7 +153,8 @@ def choose(
     arm = choose_arm(state, policy, now, rng)
     topic, angle = split_arm(arm)
     decision_type = "thread" if rng.random() < policy.thread_ratio else "single"
-    busy = state.busy_times()
+    reply_gap = timedelta(minutes=policy.min_interval_minutes)
+    busy = [*state.busy_times(replies=False), *((t, reply_gap) for t in state.busy_times(replies=True))]
     hour, at = choose_slot(state.model, busy, now, policy.gap, rng)
     return Choice(
         decision_id=decision_id,

@@ -61,6 +61,8 @@ class PlanDeps:
     #: the latest model's ER predictor (None: predicted_er stays null)
     predict: Predictor | None = None
     batch: int = 3
+    #: queued posts beyond which a run plans nothing
+    max_queued: int = 24
     thread_ratio: float = 0.25
     seed: int = 7
     #: bring the state up to the log's end before deciding (other replicas' decisions)
@@ -97,11 +99,16 @@ async def _plan(cmd: Command, deps: PlanDeps, evt_prefix: str) -> dict[str, int]
         counts["failed"] += 1
         return {**counts, "_skipped": 1}
     source = "real" if live else "synthetic"
+    pending = sum(1 for d in deps.state.queued(replies=False) if d.generation_source == source)
+    n = min(deps.batch, deps.max_queued - pending)
+    if n <= 0:
+        log.info("[PLAN_JOB] ⏭️ Queue full, nothing planned", queued=pending, max_queued=deps.max_queued)
+        return {**counts, "_skipped": 1}
     policy = policy_from(flags, thread_ratio=deps.thread_ratio)
     rng = run_rng(deps.seed, cmd.run_id)
     deps.state.prune(deps.clock())
 
-    for i in range(deps.batch):
+    for i in range(n):
         decision_id = decision_id_for(cmd.run_id, i)
         if decision_id in deps.state.decisions:
             counts["duplicate"] += 1  # a redelivered run: this draft is already in the log

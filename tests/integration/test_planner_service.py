@@ -261,3 +261,15 @@ async def test_the_latest_model_drives_the_arm_the_slot_and_predicted_er(bus: Je
     assert q.timing_arm == "hour:7" and q.scheduled_at.hour == 7
     assert q.features["quality_score"] == q.quality_score
     assert q.predicted_er is not None and q.predicted_er == pytest.approx(predict_er(model, q.features), abs=1e-6)
+
+
+async def test_a_full_queue_plans_nothing_more(bus: JetStreamBus) -> None:
+    async with planners(bus, {"MODE": "shadow", "PLAN_BATCH": "3", "PLAN_MAX_QUEUED": "4"}) as (planner,):
+        first = await planner.run()
+        second = await planner.run()
+        with capture_logs() as logs:
+            third = await planner.run()
+    assert first["queued"] + first["skipped"] == 3
+    assert second["queued"] + second["skipped"] == 4 - first["queued"]
+    assert third.get("_skipped") == 1 and third["queued"] == 0
+    assert any(e["event"] == "[PLAN_JOB] ⏭️ Queue full, nothing planned" and e["queued"] == 4 for e in logs)

@@ -218,3 +218,10 @@ def test_the_model_posteriors_are_kept_for_thompson() -> None:
     s = replay([ModelUpdated(event_id="m", occurred_at=T0, version=1, arms=[arm], slots=[], outcomes_used=9,
                              simulated_used=True, success_er_threshold=0.03)])
     assert s.summary()["model_version"] == 1 and s.model is not None and s.model.arms == [arm]
+
+
+def test_a_busy_time_may_carry_its_own_gap() -> None:
+    start = T0.replace(minute=0)
+    busy = [(start + timedelta(minutes=10), timedelta(minutes=60)), (start + timedelta(minutes=75), timedelta(0))]
+    free = earliest_free(start, None, [*busy, start + timedelta(minutes=80)], timedelta(minutes=15))
+    assert free == start + timedelta(minutes=95)  # 70 clears the hour-long gap, 95 clears the 80 post

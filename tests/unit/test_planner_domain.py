@@ -131,3 +131,22 @@ def test_predicted_er_is_null_unless_a_predictor_answers() -> None:
         raise KeyError("x")
 
     assert predicted_er(model(predictors=[ridge]), {}, broken) is None
+
+
+def test_posts_keep_the_hourly_gap_from_posts_and_only_min_interval_from_replies() -> None:
+    from shared.events import DecisionQueued
+
+    def q(did: str, dtype: str, at: datetime) -> DecisionQueued:
+        return DecisionQueued(event_id=did, occurred_at=NOW, decision_id=did, decision_type=dtype, content="x",
+                              parts=["x"], bandit_arm="a", generation_source="synthetic", topic_cluster="t",
+                              angle="a", content_hash=did, scheduled_at=at)
+
+    state = RecentDecisions.empty()
+    state.model = model(slots=[SlotState(hour=h, n=50, mean_er=0.09 if h == 18 else 0.01) for h in range(24)])
+    state.apply(q("reply", "reply", datetime(2026, 3, 2, 18, 5, tzinfo=UTC)))
+    policy = PlanPolicy(live=False, min_interval_minutes=15, max_posts_per_hour=1)
+    first = choose(state, policy, NOW, np.random.default_rng(1), decision_id="p1")
+    assert first.scheduled_at == datetime(2026, 3, 2, 18, 20, tzinfo=UTC)  # 15 min after the reply
+    state.apply(q("post", "single", first.scheduled_at))
+    second = choose(state, policy, NOW, np.random.default_rng(1), decision_id="p2")
+    assert second.hour != 18  # 18:00-19:00 has no room left for a post an hour from 18:20
