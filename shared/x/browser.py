@@ -814,7 +814,15 @@ class PlaywrightX:
             raise XTimeout(f"could not click the post button: {exc.message}") from exc
         if after_click is not None:
             await after_click()
+        try:
+            return await self._read_back(page, capture, before_url, in_reply_to)
+        except (PlaywrightError, XTimeout, XUnavailable) as exc:
+            raise XPostInDoubt(f"posted but reading X's answer failed: {exc}") from exc
 
+    async def _read_back(
+        self, page: Page, capture: _CreateTweetCapture, before_url: str, in_reply_to: str | None
+    ) -> Posted:
+        """After the click: the id from X's answer, else from the page; X's refusals are raised as such."""
         answered = await capture.wait(self._timeout_ms / 1000)
         if answered and capture.status is not None and capture.body is not None:
             retry_after = retry_after_seconds(capture.headers, time.time())
