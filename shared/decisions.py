@@ -21,6 +21,12 @@ It holds:
 
 Applying an event twice changes nothing the second time (promise 6). Times are the events' own: the
 ``occurred_at`` of a draft (written on the service clock) and the ``posted_at`` of a post.
+
+Beside the state, what every drafting service shares: spacing (``earliest_free``, ``hour_window``), judging a
+draft into ``decision.queued`` / ``decision.skipped`` (``judge_draft``, ``draft_features``, ``predicted_er``),
+publishing a decision's first event at most once (``publish_draft``), and the writers (``LLMSettings``,
+``LocalWriter`` for shadow mode, ``LiveWriters`` = ``GuardedLLM`` over OpenAI and the shared KV budget,
+``llm_writers`` to wire both).
 """
 
 from __future__ import annotations
