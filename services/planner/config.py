@@ -17,4 +17,6 @@ class PlannerSettings(LLMSettings):
     PLAN_THREAD_RATIO: float = Field(0.25, ge=0, le=1)
     #: plan nothing while this many posts are already queued (the queue cannot grow without bound when
     #: planning outpaces MAX_POSTS_PER_HOUR)
-    PLAN_MAX_QUEUED: int = Field(24, ge=1, le=10_000)
+    PLAN_MAX_QUEUED: int = Field(
+        24, ge=1, le=10_000, description="a plan run drafts nothing while this many posts are queued"
+    )

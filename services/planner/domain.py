@@ -154,7 +154,8 @@ def choose(
     topic, angle = split_arm(arm)
     decision_type = "thread" if rng.random() < policy.thread_ratio else "single"
     reply_gap = timedelta(minutes=policy.min_interval_minutes)
-    busy = [*state.busy_times(replies=False), *((t, reply_gap) for t in state.busy_times(replies=True))]
+    busy: list[datetime | tuple[datetime, timedelta]] = [*state.busy_times(replies=False)]
+    busy += [(t, reply_gap) for t in state.busy_times(replies=True)]
     hour, at = choose_slot(state.model, busy, now, policy.gap, rng)
     return Choice(
         decision_id=decision_id,
