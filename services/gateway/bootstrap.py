@@ -32,7 +32,7 @@ class _Server(uvicorn.Server):
 
 async def connect_database(dsn: str, *, attempts: int = 60, pool_size: int = 5) -> asyncpg.Pool:
     """A pool, once PostgreSQL answers (bounded wait: compose may start us first), with migrations applied."""
-    last: Exception | None = None
+    last: BaseException | None = None
     for _ in range(attempts):
         try:
             pool = await create_pool(dsn, min_size=1, max_size=pool_size, timeout=10, command_timeout=30)

@@ -55,6 +55,9 @@ class Rewind(Exception):
         self.offset = offset
 
 
+_NOT_DATA: tuple[type[BaseException], ...] = (Rewind, *TRANSIENT)
+
+
 class Projector:
     def __init__(
         self,
@@ -84,7 +87,7 @@ class Projector:
         self.caught_up = asyncio.Event()
         self._advanced = asyncio.Event()
         self._conn: asyncpg.Connection | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._task: asyncio.Task[int] | None = None
         self._reader: asyncio.Task[None] | None = None
         self._queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=queue_size)
         self._follow = True
@@ -232,7 +235,7 @@ class Projector:
         refuses by halving, dead-letter that one and apply the rest."""
         try:
             await self._apply(batch)
-        except (Rewind, *TRANSIENT):
+        except _NOT_DATA:
             raise
         except (asyncpg.PostgresError, ValueError, TypeError, OverflowError) as exc:
             if len(batch) == 1:

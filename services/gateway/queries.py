@@ -189,7 +189,8 @@ async def list_decisions(
     pagination: the cursor holds the last row's sort key."""
     queue_order = status == "queued"
     sort = "COALESCE(c.scheduled_at, '9999-12-31T00:00:00Z'::timestamptz)" if queue_order else "c.created_at"
-    where, args = [], []
+    where: list[str] = []
+    args: list[Any] = []
     if status:
         args.append(status)
         where.append(f"c.status = ${len(args)}")

@@ -39,10 +39,10 @@ async def snapshot(database_url: str) -> dict[str, list[tuple[Any, ...]]]:
         await conn.close()
 
 
-async def publish_in_chunks(bus: Any, events: list[Any], chunk: int) -> None:
+async def publish_in_chunks(bus: Any, events: list[Any], chunk: int, pause: float = 0.0) -> None:
     for i in range(0, len(events), chunk):
         await bus.publish_many(events[i:i + chunk])
-        await asyncio.sleep(0)
+        await asyncio.sleep(pause)
 
 
 async def test_rebuild_reproduces_the_live_rows_exactly(bus, database_url) -> None:
@@ -116,7 +116,9 @@ async def test_two_projectors_share_the_log_without_double_apply(bus, database_u
     a.start()
     b.start()
     try:
-        await publish_in_chunks(bus, events, 17)
+        await a.wait_caught_up(10)
+        await b.wait_caught_up(10)
+        await publish_in_chunks(bus, events, 17, pause=0.02)  # both idle, both race for each chunk
         last = await bus.last_seq()
         assert await a.wait_for(last, 30) and await b.wait_for(last, 30)
     finally:

@@ -30,8 +30,8 @@ router = APIRouter(tags=["decisions"])
 
 DecisionId = Annotated[str, Path(min_length=1, max_length=128, description="the decision's id (a UUID)")]
 
-NOT_FOUND = {404: {"model": Problem, "description": "no such decision"}}
-TRANSITION_ERRORS = {
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": Problem, "description": "no such decision"}}
+TRANSITION_ERRORS: dict[int | str, dict[str, Any]] = {
     **ADMIN_ERRORS, **NOT_FOUND,
     409: {"model": Problem, "description": "the decision is not queued (posted, skipped, failed or rejected)"},
     422: {"model": Problem, "description": "malformed id or body"},

@@ -52,7 +52,7 @@ async def put_flags(gw: GatewayDep, actor: AdminActor, body: FlagsUpdate) -> Fla
         except ConfigError as exc:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
         changes.append((name, raw))
-    who = (body.actor or actor).strip() or actor
-    for name, raw in changes:  # every value checked before any is written
-        await gw.flags.set(name, raw, actor=who, source="admin")
+    who: str = (body.actor or actor).strip() or actor
+    for name, new in changes:  # every value checked before any is written
+        await gw.flags.set(name, new, actor=who, source="admin")
     return flags_view(gw)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, status
 from fastapi.responses import JSONResponse
@@ -16,7 +16,7 @@ from ..schemas import JobAccepted, JobRun, Problem
 
 router = APIRouter(tags=["jobs"])
 
-ADMIN_ERRORS = {
+ADMIN_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": Problem, "description": "missing or wrong admin token"},
     403: {"model": Problem, "description": "admin endpoints are off: ADMIN_TOKEN is not configured"},
 }

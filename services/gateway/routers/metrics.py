@@ -23,5 +23,6 @@ async def api_metrics(gw: GatewayDep) -> ApiMetrics:
     response_class=Response, responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}},
 )
 async def prometheus(gw: GatewayDep) -> Response:
+    assert gw.collector is not None
     gw.collector.snapshot = await metrics_snapshot(gw)
     return Response(generate_latest(gw.registry), media_type=CONTENT_TYPE_LATEST)
