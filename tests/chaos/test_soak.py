@@ -1,6 +1,6 @@
 """The soak: all six services as processes in shadow mode on a fast clock, for ``SOAK_SECONDS`` (default 120),
-while every 10-20 s (seeded: ``SOAK_SEED``) one service chosen at random is killed with SIGKILL and started
-again. Then everything is stopped with SIGTERM and the log and the read models are checked:
+while every 10-20 s (seeded: ``SOAK_SEED``) one service is killed with SIGKILL and started again, in seeded
+random order, each of the six once per round (so the default two minutes kill every service at least once). Then everything is stopped with SIGTERM and the log and the read models are checked:
 
 - no decision posted twice, no tweet id recorded twice, every post after a claim;
 - no outcome recorded twice per (decision, horizon), none for an unposted decision;
@@ -80,6 +80,7 @@ async def test_soak_with_random_kills_keeps_every_promise(
     procs = {name: ServiceProc(name, envs[name], tmp_path) for name in SERVICES}
     kills: list[tuple[float, str]] = []
     died_on_their_own: list[str] = []
+    rotation: list[str] = []
     try:
         for p in procs.values():
             p.start()
@@ -94,7 +95,9 @@ async def test_soak_with_random_kills_keeps_every_promise(
                     died_on_their_own.append(f"{p.name} (rc={p.proc and p.proc.returncode}):\n{p.tail(1500)}")
                     p.start()
             if time.monotonic() >= next_kill and time.monotonic() < end - 5:
-                victim = procs[rng.choice(SERVICES)]
+                if not rotation:  # seeded shuffles of all six: every service is killed once per round
+                    rotation = rng.sample(SERVICES, len(SERVICES))
+                victim = procs[rotation.pop()]
                 await asyncio.to_thread(victim.kill9)
                 kills.append((round(time.monotonic() - t0, 1), victim.name))
                 await asyncio.sleep(rng.uniform(0.0, 1.5))
@@ -150,6 +153,8 @@ async def test_soak_with_random_kills_keeps_every_promise(
     assert stats.last_seq == last and progress and progress[-1] == last
     # the soak did something worth checking
     assert len(kills) >= max(1, int(SOAK_SECONDS // 20) - 1), kills
+    if SOAK_SECONDS >= 120:
+        assert {name for _, name in kills} == set(SERVICES), kills
     assert report.counts["posted"] >= 5 and report.counts["outcomes"] >= 5, report.counts
     assert rows["content_metadata"] == report.counts["queued"] + report.counts["gated"]
     assert rows["posted_decisions"] == report.counts["posted"]
