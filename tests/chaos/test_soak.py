@@ -1,6 +1,6 @@
 """The soak: all six services as processes in shadow mode on a fast clock, for ``SOAK_SECONDS`` (default 120),
 while every 10-20 s (seeded: ``SOAK_SEED``) one service is killed with SIGKILL and started again, in seeded
-random order, each of the six once per round (so the default two minutes kill every service at least once). Then everything is stopped with SIGTERM and the log and the read models are checked:
+random order, each of the six once per round (two minutes make ~7 kills: every service at least once). Then everything is stopped with SIGTERM and the log and the read models are checked:
 
 - no decision posted twice, no tweet id recorded twice, every post after a claim;
 - no outcome recorded twice per (decision, horizon), none for an unposted decision;
@@ -153,7 +153,7 @@ async def test_soak_with_random_kills_keeps_every_promise(
     assert stats.last_seq == last and progress and progress[-1] == last
     # the soak did something worth checking
     assert len(kills) >= max(1, int(SOAK_SECONDS // 20) - 1), kills
-    if SOAK_SECONDS >= 120:
+    if len(kills) >= len(SERVICES):  # a full round
         assert {name for _, name in kills} == set(SERVICES), kills
     assert report.counts["posted"] >= 5 and report.counts["outcomes"] >= 5, report.counts
     assert rows["content_metadata"] == report.counts["queued"] + report.counts["gated"]
