@@ -183,7 +183,7 @@ def check_log(
     - every ``decision.posted`` follows a claim (``decision.post_started``) of the same decision;
     - at most one ``outcome.recorded`` per (decision, horizon), only for a posted decision, with its tweet id;
     - no reply target answered by two decisions (queued) and none posted twice;
-    - model versions 1..n, each once;
+    - model versions 1..n per scope, each once;
     - shadow: no LLM call at all (so no spend), content synthetic, posts simulated with ``sim-`` ids;
       live: nothing simulated or synthetic reaches X, every recorded id is one X has (``x_tweet_ids``);
     - with ``clock_now``: every posted decision's horizon is recorded, settled by a final failure, or still
@@ -246,10 +246,13 @@ def check_log(
     v += [f"reply target {t} answered on X {n} times" for t, n in posted_targets.items() if n > 1]
 
     models = of(ModelUpdated, events)
-    r.checked.append("model versions 1..n, each once")
-    versions = [m.version for m in models]
-    if versions != list(range(1, len(versions) + 1)):
-        v.append(f"model versions are {versions}")
+    r.checked.append("model versions 1..n per scope, each once")
+    by_scope: dict[str, list[int]] = defaultdict(list)
+    for m in models:
+        by_scope[m.scope].append(m.version)
+    for scope, versions in by_scope.items():
+        if versions != list(range(1, len(versions) + 1)):
+            v.append(f"model versions of scope {scope} are {versions}")
 
     llm = of((LlmCallCompleted, LlmCallFailed), events)
     if mode == "shadow":
