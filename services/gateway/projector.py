@@ -22,10 +22,14 @@ from collections.abc import Callable
 from typing import Any
 
 import asyncpg
+import msgspec
 import structlog
+from nats.js import api
 
 from shared.bus import ReadItem
 from shared.bus.core import cancel_quietly
+from shared.bus.jetstream import CAUGHT_UP
+from shared.events import decode
 
 from . import sql
 from .domain import BatchWrites, DecisionRow, fold_batch, touched_decisions
@@ -91,6 +95,7 @@ class Projector:
         self._reader: asyncio.Task[None] | None = None
         self._queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=queue_size)
         self._follow = True
+        self._last_taken = 0
 
     # --- lifecycle ----------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -151,6 +156,7 @@ class Projector:
 
     def _start_reader(self, from_seq: int) -> None:
         self._queue = asyncio.Queue(maxsize=self.queue_size)
+        self._last_taken = from_seq - 1
         self._reader = asyncio.create_task(self._read(from_seq, self._queue), name=f"projector-reader:{self.name}")
 
     async def _restart_reader(self, from_seq: int) -> None:
@@ -158,6 +164,9 @@ class Projector:
         self._start_reader(from_seq)
 
     async def _read(self, from_seq: int, queue: asyncio.Queue[Any]) -> None:
+        if getattr(self.bus, "js", None) is not None:
+            await self._read_push(from_seq, queue)
+            return
         next_seq = from_seq
         while True:
             try:
@@ -176,27 +185,102 @@ class Projector:
                 log.warning("projector read failed, resuming", projector=self.name, error=str(exc), from_seq=next_seq)
                 await asyncio.sleep(0.5)
 
+    async def _read_push(self, from_seq: int, queue: asyncio.Queue[Any]) -> None:
+        """The log through an ordered push consumer with a callback: no per-message timer or task, so a
+        rebuild reads several times faster than ``bus.read``. Flow control bounds what waits in memory while
+        the writer (the bounded queue) is behind; a stalled or broken subscription is restarted from the
+        sequence after the last item handed over."""
+        js, names = self.bus.js, self.bus.names
+        next_seq = from_seq
+        while True:
+            done = asyncio.Event()
+            last_activity = time.monotonic()
+
+            async def on_msg(msg: Any, done: asyncio.Event = done) -> None:
+                nonlocal next_seq, last_activity
+                md = msg.metadata
+                seq = md.sequence.stream
+                if seq < next_seq:  # a redelivery after an ordered-consumer reset
+                    return
+                item = ReadItem(seq, msg.subject, msg.data)
+                try:
+                    item.event = decode(msg.data)
+                except Exception as exc:  # malformed: the writer dead-letters it
+                    item.error = f"{type(exc).__name__}: {exc}"
+                await queue.put(item)
+                next_seq = seq + 1
+                last_activity = time.monotonic()
+                if md.num_pending == 0:
+                    await queue.put(CAUGHT_UP)
+                    if not self._follow:
+                        done.set()
+
+            sub = None
+            reconnects = self.bus.nc.stats.get("reconnects", 0)
+            try:
+                if not self.bus.connected:
+                    raise ConnectionError("NATS is not connected")
+                sub = await js.subscribe(
+                    f"{names.evt_prefix}.>", stream=names.events_stream, cb=on_msg, ordered_consumer=True,
+                    deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE,
+                    config=api.ConsumerConfig(opt_start_seq=max(1, next_seq)),
+                    pending_msgs_limit=100_000, pending_bytes_limit=256 * 1024 * 1024,
+                )
+                info = await sub.consumer_info()
+                if info.num_pending == 0 and sub.pending_msgs == 0:
+                    await queue.put(CAUGHT_UP)
+                    if not self._follow:
+                        await queue.put(_END)
+                        return
+                while not done.is_set():
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(done.wait(), 1.0)
+                    if self.bus.nc.stats.get("reconnects", 0) != reconnects:
+                        # the server may have lost the consumer: start again after the last item handed over
+                        raise ConnectionError("reconnected to NATS; resubscribing")
+                    if done.is_set() or self._follow or queue.full():
+                        continue
+                    if time.monotonic() - last_activity > 5.0:  # a one-shot read that stalled: check the end
+                        info = await sub.consumer_info()
+                        if info.num_pending == 0 and sub.pending_msgs == 0:
+                            await queue.put(CAUGHT_UP)
+                            break
+                        raise RuntimeError("ordered consumer stalled")
+                await queue.put(_END)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # NATS trouble: resume after the last item handed over
+                log.warning("projector read failed, resuming", projector=self.name, error=str(exc), from_seq=next_seq)
+                await asyncio.sleep(0.5)
+            finally:
+                if sub is not None:
+                    with contextlib.suppress(Exception):
+                        await sub.unsubscribe()
+
     async def _next_batch(self) -> tuple[list[ReadItem], Any]:
         """Up to ``batch_size`` items; stops early at a caught-up marker or the end. Waits at most ``flush_s``
         for more once the first item is there."""
         q = self._queue
         batch: list[ReadItem] = []
-        first = await q.get()
-        if first is _END or getattr(first, "caught_up", False):
-            return batch, first
-        batch.append(first)
         waited = False
         while len(batch) < self.batch_size:
-            try:
-                item = q.get_nowait()
-            except asyncio.QueueEmpty:
-                if waited or self.flush_s <= 0:
-                    break
-                waited = True
-                await asyncio.sleep(self.flush_s)
-                continue
+            if not batch:
+                item = await q.get()
+            else:
+                try:
+                    item = q.get_nowait()
+                except asyncio.QueueEmpty:
+                    if waited or self.flush_s <= 0:
+                        break
+                    waited = True
+                    await asyncio.sleep(self.flush_s)
+                    continue
             if item is _END or getattr(item, "caught_up", False):
                 return batch, item
+            if item.seq <= self._last_taken:  # a reader restart handed this one over twice
+                continue
+            self._last_taken = item.seq
             batch.append(item)
         return batch, None
 
@@ -350,4 +434,4 @@ class Projector:
 
 
 def _decision_tuple(row: DecisionRow) -> tuple[Any, ...]:
-    return tuple(getattr(row, c) for c, _ in sql.DECISIONS.columns)
+    return msgspec.structs.astuple(row)  # fields in DECISION_COLUMNS order

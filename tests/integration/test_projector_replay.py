@@ -204,3 +204,25 @@ async def test_an_event_the_database_refuses_is_found_and_dead_lettered(bus, dat
         assert await conn.fetchval("SELECT COUNT(*) FROM content_metadata") == 7  # 8 drafts, one refused
     finally:
         await conn.close()
+
+
+async def test_the_in_memory_bus_projects_the_same_rows(bus, database_url) -> None:
+    """The projector on the in-memory bus (its ``read`` path) writes exactly what it writes from JetStream."""
+    from services.gateway.replay import reset_read_models
+    from shared.bus.memory import InMemoryBus
+
+    await migrated(database_url)
+    events = scenario(n_bulk=30)
+    await bus.publish_many(events)
+    await project_all(bus, database_url)
+    from_jetstream = await snapshot(database_url)
+    conn = await asyncpg.connect(database_url)
+    try:
+        await reset_read_models(conn)
+    finally:
+        await conn.close()
+    mem = InMemoryBus(bus.names)
+    await mem.publish_many(events)
+    p = await project_all(mem, database_url, batch_size=9)
+    assert p.position == len(events)
+    assert await snapshot(database_url) == from_jetstream
