@@ -29,6 +29,8 @@ class FlagStore:
         self._flags: Flags = effective_flags(self._env_values, self._env_sources, {})
         self._kv: Any = None
         self._task: asyncio.Task[None] | None = None
+        self._poller: asyncio.Task[None] | None = None
+        self.poll_every_s = 5.0
         self._changed = asyncio.Event()
         self.version = 0
 
@@ -36,28 +38,38 @@ class FlagStore:
         self._kv = await self.bus.kv("flags")
         await self._load_all()
         self._task = asyncio.create_task(self._watch(), name="flags-watch")
+        self._poller = asyncio.create_task(self._poll(), name="flags-poll")
 
     async def _load_all(self) -> None:
-        overrides: dict[str, str] = {}
-        try:
-            keys = await self._kv.keys()
-        except Exception:  # no keys yet
-            keys = []
-        for key in keys:
-            if key.startswith(INTERNAL_PREFIX) or key not in SPECS:
-                continue
-            with contextlib.suppress(Exception):
-                entry = await self._kv.get(key)
-                if entry.value:
-                    overrides[key] = entry.value.decode()
-        self._apply(overrides)
+        """Read every flag key directly (no key-listing watcher, which can wait forever on a busy server)."""
+
+        async def one(name: str) -> tuple[str, str | None]:
+            try:
+                entry = await asyncio.wait_for(self._kv.get(name), 5.0)
+            except Exception as exc:
+                if type(exc).__name__ in ("KeyNotFoundError", "KeyDeletedError", "NotFoundError", "KeyError"):
+                    return name, None
+                raise
+            return name, entry.value.decode() if entry.value else None
+
+        results = await asyncio.gather(*(one(name) for name in SPECS))
+        self._apply({name: value for name, value in results if value is not None})
 
     def _apply(self, overrides: dict[str, str]) -> None:
+        if overrides == self._overrides and self.version:
+            return
         self._overrides = overrides
         self._flags = effective_flags(self._env_values, self._env_sources, overrides)
         self.version += 1
         self._changed.set()
         self._changed = asyncio.Event()
+
+    async def _poll(self) -> None:
+        """Safety net under the watch: re-read the bucket every few seconds."""
+        while True:
+            await asyncio.sleep(self.poll_every_s)
+            with contextlib.suppress(Exception):
+                await self._load_all()
 
     async def _watch(self) -> None:
         while True:
@@ -126,3 +138,4 @@ class FlagStore:
 
     async def stop(self) -> None:
         await cancel_quietly(self._task)
+        await cancel_quietly(self._poller)

@@ -109,3 +109,21 @@ def service_env(nats_url: str, namespace: str, **extra: str) -> dict[str, str]:
     env.update({"NATS_URL": nats_url, "XBOT_NAMESPACE": namespace, "LOG_FORMAT": "json"})
     env.update(extra)
     return env
+
+
+@pytest.fixture(autouse=True)
+async def _no_leaked_tasks():
+    """Tests share one event loop: a task a test leaves running (a projector, a consumer, a server) is cancelled
+    when the test ends, so it cannot slow down or break the tests after it."""
+    import asyncio
+    import contextlib
+
+    before = asyncio.all_tasks()
+    yield
+    current = asyncio.current_task()
+    leaked = [t for t in asyncio.all_tasks() - before if t is not current and not t.done()]
+    for t in leaked:
+        t.cancel()
+    if leaked:
+        with contextlib.suppress(Exception):
+            await asyncio.wait(leaked, timeout=2.0)

@@ -1,5 +1,7 @@
 """Runtime overrides through the KV bucket: every replica sees a change without a restart, each change is audited."""
 
+import asyncio
+
 import pytest
 
 from shared.bus import wait_until
@@ -35,10 +37,10 @@ async def test_override_seen_by_another_replica_and_audited(bus) -> None:
 
 async def test_restarted_replica_loads_existing_overrides(bus) -> None:
     a = FlagStore(bus, {})
-    await a.start()
-    await a.set("AI_QUOTA_CIRCUIT_OPEN", "true", actor="t")
-    await a.stop()
+    await asyncio.wait_for(a.start(), 20)
+    await asyncio.wait_for(a.set("AI_QUOTA_CIRCUIT_OPEN", "true", actor="t"), 20)
+    await asyncio.wait_for(a.stop(), 20)
     c = FlagStore(bus, {})
-    await c.start()
+    await asyncio.wait_for(c.start(), 20)
     assert c.current().AI_QUOTA_CIRCUIT_OPEN is True
-    await c.stop()
+    await asyncio.wait_for(c.stop(), 20)
