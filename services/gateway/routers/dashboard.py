@@ -29,7 +29,7 @@ async def dashboard_context(gw: Any) -> dict[str, Any]:
     flags = gw.flags.current()
     env = env_view(flags)
     metrics = await metrics_snapshot(gw)
-    queue = await list_decisions(gw, status="queued", kind=None, limit=25, cursor=None)
+    queue = await list_decisions(gw, status="queued", kind=None, limit=12, cursor=None)
     recent = await list_decisions(gw, status=None, kind=None, limit=15, cursor=None)
     posts = await recent_posts(gw, 10)
     learn = await learning(gw)
