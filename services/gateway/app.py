@@ -37,6 +37,35 @@ def _problem(status: int, detail: Any) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=status)
 
 
+class LatencyMiddleware:
+    """Request latencies for /metrics, as plain ASGI (no per-request task like BaseHTTPMiddleware)."""
+
+    def __init__(self, app: Any, gw: Gateway):
+        self.app, self.gw = app, gw
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        t0 = time.perf_counter()
+        status = 500
+
+        async def send_status(message: Any) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            route = scope.get("route")
+            path = getattr(route, "path", None) or (
+                "/static" if scope.get("path", "").startswith("/static/") else "unmatched")
+            assert self.gw.latency is not None
+            self.gw.latency.labels(scope["method"], path, str(status)).observe(time.perf_counter() - t0)
+
+
 def create_app(gw: Gateway) -> FastAPI:
     app = FastAPI(title="xbot gateway", version="1.0.0", description=DESCRIPTION)
     app.state.gateway = gw
@@ -46,20 +75,7 @@ def create_app(gw: Gateway) -> FastAPI:
               dashboard.router):
         app.include_router(r)
 
-    @app.middleware("http")
-    async def latency(request: Request, call_next: Any) -> Any:
-        t0 = time.perf_counter()
-        status = 500
-        try:
-            response = await call_next(request)
-            status = response.status_code
-            return response
-        finally:
-            route = request.scope.get("route")
-            path = getattr(route, "path", None) or (
-                "/static" if request.url.path.startswith("/static/") else "unmatched")
-            assert gw.latency is not None
-            gw.latency.labels(request.method, path, str(status)).observe(time.perf_counter() - t0)
+    app.add_middleware(LatencyMiddleware, gw=gw)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import hmac
 from dataclasses import dataclass, field
 from typing import Annotated, Any
@@ -31,6 +33,10 @@ class Gateway:
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
     latency: Histogram | None = None
     collector: SnapshotCollector | None = None
+    #: /api/metrics is computed once per projector position (and at most every METRICS_MAX_AGE_S), not per request
+    metrics_cache: tuple[Any, float, dict[str, Any]] | None = None
+    metrics_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    metrics_body: tuple[dict[str, Any], bytes] | None = None
 
     def __post_init__(self) -> None:
         if self.latency is None:

@@ -41,6 +41,29 @@ async def dead_letter_total(gw: Gateway) -> int | None:
         return None
 
 
+METRICS_MAX_AGE_S = 1.0
+
+
+async def cached_metrics_snapshot(gw: Gateway) -> dict[str, Any]:
+    """The snapshot, recomputed only when the projector has applied new events, the flags changed, or it is older
+    than a second (spend, lag and the log's end move without projector writes). Concurrent requests share one
+    computation, so load on /api/metrics does not become load on PostgreSQL and NATS."""
+    import time
+
+    position = getattr(gw.projector, "position", None)
+    key = (position, getattr(gw.flags, "version", None))
+    cached = gw.metrics_cache
+    if cached is not None and cached[0] == key and time.monotonic() - cached[1] < METRICS_MAX_AGE_S:
+        return cached[2]
+    async with gw.metrics_lock:
+        cached = gw.metrics_cache
+        if cached is not None and cached[0] == key and time.monotonic() - cached[1] < METRICS_MAX_AGE_S:
+            return cached[2]
+        snap = await metrics_snapshot(gw)
+        gw.metrics_cache = (key, time.monotonic(), snap)
+        return snap
+
+
 async def metrics_snapshot(gw: Gateway) -> dict[str, Any]:
     flags: Flags = gw.flags.current()
     day, start = budget_day(gw.clock.now())

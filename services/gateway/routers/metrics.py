@@ -7,15 +7,20 @@ from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ..deps import GatewayDep
-from ..queries import metrics_snapshot
+from ..queries import cached_metrics_snapshot
 from ..schemas import ApiMetrics
 
 router = APIRouter(tags=["metrics"])
 
 
 @router.get("/api/metrics", response_model=ApiMetrics, summary="The seed's metrics JSON (derived from events)")
-async def api_metrics(gw: GatewayDep) -> ApiMetrics:
-    return ApiMetrics(**await metrics_snapshot(gw))
+async def api_metrics(gw: GatewayDep) -> Response:
+    snap = await cached_metrics_snapshot(gw)
+    body = gw.metrics_body
+    if body is None or body[0] is not snap:  # validated and encoded once per snapshot, not per request
+        body = (snap, ApiMetrics(**snap).model_dump_json().encode())
+        gw.metrics_body = body
+    return Response(body[1], media_type="application/json")
 
 
 @router.get(
@@ -24,5 +29,5 @@ async def api_metrics(gw: GatewayDep) -> ApiMetrics:
 )
 async def prometheus(gw: GatewayDep) -> Response:
     assert gw.collector is not None
-    gw.collector.snapshot = await metrics_snapshot(gw)
+    gw.collector.snapshot = await cached_metrics_snapshot(gw)
     return Response(generate_latest(gw.registry), media_type=CONTENT_TYPE_LATEST)
