@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-
 import hmac
 from dataclasses import dataclass, field
 from typing import Annotated, Any
