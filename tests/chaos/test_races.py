@@ -93,14 +93,20 @@ async def test_two_gateways_one_database_one_killed_mid_stream(
         b.start()
         await asyncio.gather(a.wait_ready(60), b.wait_ready(60))
         watcher = asyncio.create_task(watch_offset())
-        half = len(events) // 2
-        for i in range(0, half, 37):  # both idle, both race for each chunk
-            await bus.publish_many(events[i:min(i + 37, half)])
-            await asyncio.sleep(0.01)
-        await asyncio.to_thread(a.kill9)  # most likely inside a batch's transaction, holding the row lock
-        for i in range(half, len(events), 37):
-            await bus.publish_many(events[i:i + 37])
-            await asyncio.sleep(0.01)
+        third = len(events) // 3
+
+        async def publish(part: list[object]) -> None:
+            for i in range(0, len(part), 37):  # both race for each chunk
+                await bus.publish_many(part[i:i + 37])
+                await asyncio.sleep(0.01)
+
+        await publish(events[:third])
+        rest = asyncio.create_task(publish(events[third:]))
+        await asyncio.sleep(0.3)
+        await asyncio.to_thread(a.kill9)  # mid-stream: most likely inside a batch, holding the offset row's lock
+        killed_at = await projector_offset(database_url)
+        await asyncio.sleep(0.5)
+        await rest
         a.start()
         last = await bus.last_seq()
         assert await wait_until_async(lambda: _offset_is(database_url, last), 60), await projector_offset(database_url)
@@ -115,7 +121,7 @@ async def test_two_gateways_one_database_one_killed_mid_stream(
     assert offsets == sorted(offsets), "the shared offset moved back"
     assert offsets[-1] == last and await projector_offset(database_url) == last
     assert all(h["dead_lettered"] == 0 for h in health), health
-    assert b.kills == 0 and a.kills == 1
+    assert b.kills == 0 and a.kills == 1 and 0 < killed_at < last  # killed mid-stream
     shared = await table_rows(database_url, sql.READ_MODEL_TABLES)
     async with fresh_database(postgres_admin_url) as single:
         stats = await rebuild(nats_url=nats_url, database_url=single, namespace=namespace)
