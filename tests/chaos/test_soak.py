@@ -106,11 +106,10 @@ async def test_soak_with_random_kills_keeps_every_promise(
         # the last victim comes back before the end, so every service has its say after its restart
         await asyncio.gather(*(p.wait_ready(90) for p in procs.values()))
 
-        clock = await shared_clock(bus, SPEED)
+        clock_now = (await shared_clock(bus, SPEED)).now()  # the collector is still running here
         drained = {}
         for name in SERVICES[1:]:  # the producers first, so the gateway sees the whole log
             drained[name] = await asyncio.to_thread(procs[name].stop)
-        clock_now = clock.now()
         last = await bus.last_seq()
         caught_up = await wait_until_async(lambda: _offset_at_least(database_url, last), 60)
         assert caught_up, f"the gateway projected up to {await projector_offset(database_url)} of {last}"
