@@ -36,6 +36,7 @@ from shared.events import (
     DecisionPostStarted,
     DecisionQueued,
     DecisionRescheduled,
+    Event,
     JobCompleted,
     LlmCallCompleted,
     ModelUpdated,
@@ -74,7 +75,7 @@ def _queued(n: int, source: str, at: datetime, salt: str, text: str | None = Non
     )
 
 
-def _posted(q: DecisionQueued, tweet_id: str, at: datetime, simulated: bool) -> list[object]:
+def _posted(q: DecisionQueued, tweet_id: str, at: datetime, simulated: bool) -> list[Event]:
     return [
         DecisionPostStarted(event_id=f"st-{q.decision_id}", occurred_at=at, decision_id=q.decision_id, attempt=1,
                             poster_id="earlier", simulated=simulated),
@@ -95,9 +96,9 @@ def _outcome(q: DecisionQueued, tweet_id: str, posted_at: datetime, h: int) -> O
     )
 
 
-def earlier_periods(x: XImitation, now: datetime) -> tuple[list[object], dict[str, list[DecisionQueued]]]:
+def earlier_periods(x: XImitation, now: datetime) -> tuple[list[Event], dict[str, list[DecisionQueued]]]:
     """The log before the live run starts, and the decisions by kind."""
-    ev: list[object] = []
+    ev: list[Event] = []
     kinds: dict[str, list[DecisionQueued]] = {"sim_done": [], "sim_owed": [], "sim_queued": [], "real_owed": [],
                                               "real_queued": []}
     for n in range(20):  # shadow: posted three days ago, both horizons measured (simulated)

@@ -32,6 +32,7 @@ from shared.events import (
     DecisionPostSkipped,
     DecisionPostStarted,
     DecisionQueued,
+    Event,
     FlagChanged,
     JobCompleted,
     new_event_id,
@@ -95,7 +96,7 @@ async def test_two_gateways_one_database_one_killed_mid_stream(
         watcher = asyncio.create_task(watch_offset())
         third = len(events) // 3
 
-        async def publish(part: list[object]) -> None:
+        async def publish(part: list[Event]) -> None:
             for i in range(0, len(part), 37):  # both race for each chunk
                 await bus.publish_many(part[i:i + 37])
                 await asyncio.sleep(0.01)
