@@ -34,8 +34,8 @@ from shared.supervisor import SERVICES
 ROOT = Path(__file__).resolve().parents[2]
 RUNBOOK = ROOT / "RUNBOOK.md"
 MARKER = re.compile(r'^<!-- runbook:(setup|e2e|e2e-stopped|manual)(?: expect="(.*)")?(?: \((.+)\))? -->$')
-BLOCK_DEADLINE_S = 90.0
-ATTEMPT_TIMEOUT_S = 8.0
+BLOCK_DEADLINE_S = 180.0
+ATTEMPT_TIMEOUT_S = 6.0
 #: what the test's own environment must not leak into the stack or the commands (they find everything
 #: through $XBOT_HOME/up.json, as an operator's shell does)
 SCRUB = ("NATS_URL", "DATABASE_URL", "ADMIN_TOKEN", "XBOT_NAMESPACE", "XBOT_HOME", "GATEWAY_PORT", "GATEWAY_HOST",
