@@ -9,7 +9,6 @@ from typing import Any
 
 import structlog
 
-from .bus.core import cancel_quietly
 from .errors import ConfigError
 from .events import FlagChanged, new_event_id, utcnow
 from .flags import SPECS, Flags, Source, effective_flags, format_value, load_env_flags, parse_value
@@ -30,6 +29,7 @@ class FlagStore:
         self._kv: Any = None
         self._task: asyncio.Task[None] | None = None
         self._poller: asyncio.Task[None] | None = None
+        self._watcher: Any = None
         self.poll_every_s = 5.0
         self._changed = asyncio.Event()
         self.version = 0
@@ -74,7 +74,7 @@ class FlagStore:
     async def _watch(self) -> None:
         while True:
             try:
-                watcher = await self._kv.watchall(include_history=False)
+                watcher = self._watcher = await self._kv.watchall(include_history=False)
                 async for entry in watcher:
                     if entry is None or entry.key.startswith(INTERNAL_PREFIX) or entry.key not in SPECS:
                         continue
@@ -137,5 +137,12 @@ class FlagStore:
         return self._flags
 
     async def stop(self) -> None:
-        await cancel_quietly(self._task)
-        await cancel_quietly(self._poller)
+        """Bounded: a watch cancelled while nats-py is still creating it can swallow the cancellation."""
+        tasks = [t for t in (self._task, self._poller) if t is not None and not t.done()]
+        for t in tasks:
+            t.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=1.0)
+        if self._watcher is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._watcher.stop(), 1.0)

@@ -64,6 +64,7 @@ class JetStreamBus:
         self.names = names
         self.settings = settings
         self._max_in_flight = max_in_flight
+        self._closing_state: dict[str, bool] | None = None
 
     # --- connection -------------------------------------------------------------------------------------------
     @classmethod
@@ -76,8 +77,11 @@ class JetStreamBus:
         name: str = "xbot",
         connect_timeout: float = 5.0,
     ) -> JetStreamBus:
+        state = {"closing": False}
+
         async def on_disconnect() -> None:
-            log.warning("nats disconnected", url=url)
+            if not state["closing"]:
+                log.warning("nats disconnected", url=url)
 
         async def on_reconnect() -> None:
             log.info("nats reconnected", url=url)
@@ -96,13 +100,17 @@ class JetStreamBus:
             reconnected_cb=on_reconnect,
             error_cb=on_error,
         )
-        return cls(nc, names or BusNames(), settings or StreamSettings())
+        bus = cls(nc, names or BusNames(), settings or StreamSettings())
+        bus._closing_state = state
+        return bus
 
     @property
     def connected(self) -> bool:
         return self.nc.is_connected
 
     async def close(self) -> None:
+        if self._closing_state is not None:
+            self._closing_state["closing"] = True
         if not self.nc.is_closed:
             with contextlib.suppress(Exception):
                 await self.nc.drain()
