@@ -52,8 +52,13 @@ _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
 
 
+MAX_VALUE_LENGTH = 200
+
+
 def parse_value(spec: FlagSpec, raw: str) -> Any:
-    """Strict parse; raises ConfigError naming the variable."""
+    """Strict parse; raises ConfigError naming the variable (quoting at most the start of a bad value)."""
+    if len(raw) > MAX_VALUE_LENGTH:
+        raise ConfigError(f"{spec.name} is too long ({len(raw)} characters; at most {MAX_VALUE_LENGTH})")
     text = raw.strip()
     if spec.kind == "bool":
         low = text.lower()

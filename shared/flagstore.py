@@ -116,18 +116,18 @@ class FlagStore:
         if spec is None:
             raise ConfigError(f"unknown flag {name!r}")
         old = self._overrides.get(name)
-        if value is None:
-            await self._kv.delete(name)
-            new = None
-        else:
-            new = format_value(parse_value(spec, value))
-            await self._kv.put(name, new.encode())
+        new = None if value is None else format_value(parse_value(spec, value))
+        # audit first: a change that takes effect always has its flag.changed event
         await self.bus.publish(
             FlagChanged(
                 event_id=new_event_id(), occurred_at=utcnow(), flag=name, old_value=old, new_value=new,
                 actor=actor, source=source,
             )
         )
+        if new is None:
+            await self._kv.delete(name)
+        else:
+            await self._kv.put(name, new.encode())
         overrides = dict(self._overrides)
         if new is None:
             overrides.pop(name, None)

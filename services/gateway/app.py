@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from .deps import Gateway
+from .deps import AdminGuard, Gateway
 from .projector import TRANSIENT
 from .routers import dashboard, decisions, env, flags, health, jobs, metrics
 
@@ -75,6 +75,7 @@ def create_app(gw: Gateway) -> FastAPI:
               dashboard.router):
         app.include_router(r)
 
+    app.add_middleware(AdminGuard, gw=gw)
     app.add_middleware(LatencyMiddleware, gw=gw)
 
     @app.exception_handler(RequestValidationError)

@@ -63,21 +63,52 @@ def require_admin(
 ) -> str:
     """Admin calls: 403 while ADMIN_TOKEN is not configured (admin is off), 401 without the right token
     (compared in constant time). Returns the actor recorded in the events."""
-    if not gw.admin_token:
-        raise HTTPException(status.HTTP_403_FORBIDDEN,
-                            "admin endpoints are disabled: ADMIN_TOKEN is not configured on the gateway")
-    given = [t for t in (bearer.credentials if bearer else None, token) if t]
-    expected = gw.admin_token.encode()
+    refused = check_admin(gw.admin_token, bearer.credentials if bearer else None, token)
+    if refused is not None:
+        code, detail = refused
+        raise HTTPException(code, detail, headers={"WWW-Authenticate": "Bearer"} if code == 401 else None)
+    return (x_actor or "admin").strip()[:200] or "admin"
+
+
+def check_admin(admin_token: str | None, bearer: str | None, header: str | None) -> tuple[int, str] | None:
+    """None when allowed, else (status, reason): 403 while ADMIN_TOKEN is not configured, 401 without the right
+    token (compared in constant time)."""
+    if not admin_token:
+        return status.HTTP_403_FORBIDDEN, "admin endpoints are disabled: ADMIN_TOKEN is not configured on the gateway"
+    given = [t for t in (bearer, header) if t]
+    expected = admin_token.encode()
     ok = False
     for t in given:
         ok |= hmac.compare_digest(t.encode(), expected)
     if not ok:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            "missing admin token" if not given else "wrong admin token",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    return (x_actor or "admin").strip()[:200] or "admin"
+        return status.HTTP_401_UNAUTHORIZED, "missing admin token" if not given else "wrong admin token"
+    return None
+
+
+class AdminGuard:
+    """Checks the admin token for every /admin request before the body is read or parsed (plain ASGI), so a
+    caller without the token gets 401/403 whatever it sends, and a large body is never read for them."""
+
+    def __init__(self, app: Any, gw: Gateway):
+        self.app, self.gw = app, gw
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope.get("path", "").startswith("/admin"):
+            headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+            auth = headers.get("authorization", "")
+            bearer = auth[7:].strip() if auth[:7].lower() == "bearer " else None
+            refused = check_admin(self.gw.admin_token, bearer, headers.get("x-admin-token"))
+            if refused is not None:
+                import json
+
+                code, detail = refused
+                body = json.dumps({"detail": detail}).encode()
+                extra = [(b"www-authenticate", b"Bearer")] if code == 401 else []
+                await send({"type": "http.response.start", "status": code, "headers": [
+                    (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *extra]})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
 
 
 AdminActor = Annotated[str, Depends(require_admin)]

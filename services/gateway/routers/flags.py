@@ -42,7 +42,7 @@ async def put_flags(gw: GatewayDep, actor: AdminActor, body: FlagsUpdate) -> Fla
         spec = SPECS.get(name)
         if spec is None:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
-                                f"unknown flag {name!r}; known: {', '.join(SPECS)}")
+                                f"unknown flag {name[:64]!r}; known: {', '.join(SPECS)}")
         if value is None:
             changes.append((name, None))
             continue
