@@ -226,8 +226,10 @@ class Projector:
                     config=api.ConsumerConfig(opt_start_seq=max(1, next_seq)),
                     pending_msgs_limit=100_000, pending_bytes_limit=256 * 1024 * 1024,
                 )
-                info = await sub.consumer_info()
-                if info.num_pending == 0 and sub.pending_msgs == 0:
+                # the end of the log now: a push consumer's num_pending can read 0 while messages are still on
+                # their way to us, so "nothing to read" is decided by sequence, not by the consumer's count
+                target = await self.bus.last_seq()
+                if target < next_seq:
                     await queue.put(CAUGHT_UP)
                     if not self._follow:
                         await queue.put(_END)
@@ -241,8 +243,7 @@ class Projector:
                     if done.is_set() or self._follow or queue.full():
                         continue
                     if time.monotonic() - last_activity > 5.0:  # a one-shot read that stalled: check the end
-                        info = await sub.consumer_info()
-                        if info.num_pending == 0 and sub.pending_msgs == 0:
+                        if next_seq > await self.bus.last_seq():
                             await queue.put(CAUGHT_UP)
                             break
                         raise RuntimeError("ordered consumer stalled")

@@ -48,8 +48,19 @@ async def replica(url: str, name: str) -> tuple[object, KVBudgetStore]:
 async def audit(url: str, name: str, key: str) -> list[dict]:
     nc = await nats.connect(url)
     try:
-        kv = await nc.jetstream().key_value(name)
-        return [json.loads(e.value) for e in await kv.history(key) if e.value]
+        # every revision of the key, read straight from the bucket's stream (nats-py's history() uses a watcher
+        # that can miss its initial marker under load)
+        js = nc.jetstream()
+        info = await js.stream_info(f"KV_{name}")
+        values = []
+        for seq in range(info.state.first_seq, info.state.last_seq + 1):
+            try:
+                msg = await js.get_msg(f"KV_{name}", seq)
+            except Exception:
+                continue
+            if msg.subject == f"$KV.{name}.{key}" and msg.data:
+                values.append(json.loads(msg.data))
+        return values
     finally:
         await nc.close()
 
