@@ -145,7 +145,7 @@ def flags_get(name: Annotated[str | None, typer.Argument(help="One flag; all whe
         bus = await _bus()
         try:
             store = FlagStore(bus, os.environ)
-            await store.start()
+            await store.start(watch=False)
             flags = store.current()
             await store.stop()
         finally:
@@ -178,7 +178,7 @@ def flags_set(
         bus = await _bus()
         try:
             store = FlagStore(bus, os.environ)
-            await store.start()
+            await store.start(watch=False)
             try:
                 flags = await store.set(name, None if value == "unset" else value, actor=actor, source="cli")
             except ConfigError as exc:

@@ -34,11 +34,13 @@ class FlagStore:
         self._changed = asyncio.Event()
         self.version = 0
 
-    async def start(self) -> None:
+    async def start(self, *, watch: bool = True) -> None:
+        """Load the overrides; with ``watch`` (services) keep following them, without (one-shot CLI) not."""
         self._kv = await self.bus.kv("flags")
         await self._load_all()
-        self._task = asyncio.create_task(self._watch(), name="flags-watch")
-        self._poller = asyncio.create_task(self._poll(), name="flags-poll")
+        if watch:
+            self._task = asyncio.create_task(self._watch(), name="flags-watch")
+            self._poller = asyncio.create_task(self._poll(), name="flags-poll")
 
     async def _load_all(self) -> None:
         """Read every flag key directly (no key-listing watcher, which can wait forever on a busy server)."""

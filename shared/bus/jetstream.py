@@ -112,8 +112,9 @@ class JetStreamBus:
         if self._closing_state is not None:
             self._closing_state["closing"] = True
         if not self.nc.is_closed:
-            with contextlib.suppress(Exception):
-                await self.nc.drain()
+            # bounded: a subscription whose callback never returns would hold drain for its 30 s default
+            with contextlib.suppress(Exception, asyncio.TimeoutError):
+                await asyncio.wait_for(self.nc.drain(), 2.0)
             with contextlib.suppress(Exception):
                 await self.nc.close()
 
