@@ -46,25 +46,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     FlagChanged,
 )
 
-AnyEvent = Union[  # noqa: UP007 - msgspec needs a real Union of the tagged types
-    DecisionQueued,
-    DecisionSkipped,
-    DecisionPostSkipped,
-    DecisionPostStarted,
-    DecisionPartPosted,
-    DecisionPosted,
-    DecisionPostFailed,
-    DecisionApproved,
-    DecisionRejected,
-    DecisionRescheduled,
-    OutcomeRecorded,
-    OutcomeCollectionFailed,
-    ModelUpdated,
-    LlmCallCompleted,
-    LlmCallFailed,
-    JobCompleted,
-    FlagChanged,
-]
+AnyEvent = Union[EVENT_TYPES]  # type: ignore[valid-type]  # noqa: UP007 - msgspec needs a real Union
 
 TYPE_NAMES: dict[str, type[Event]] = {f"{t.aggregate}.{t.name}": t for t in EVENT_TYPES}
 
