@@ -32,7 +32,7 @@ def ev(i: int) -> DecisionApproved:
     return DecisionApproved(event_id=f"ev-{i}", occurred_at=NOW, decision_id=f"d{i}")
 
 
-async def _publish_retrying(bus: JetStreamBus, e: DecisionApproved, attempts: int = 100) -> None:
+async def _publish_retrying(bus: JetStreamBus, e: DecisionApproved, attempts: int = 300) -> None:
     """What a service does: publish with the event id as Nats-Msg-Id, retry while the server is away."""
     for _ in range(attempts):
         try:
@@ -91,7 +91,7 @@ async def test_three_node_cluster_survives_a_node_kill(tmp_path: Path) -> None:
     url = ",".join(n.url for n in nodes)
     bus = None
     try:
-        for _ in range(100):  # the cluster elects its meta leader
+        for _ in range(200):  # the cluster elects its meta leader
             with contextlib.suppress(Exception):
                 bus = await JetStreamBus.connect(url, names=BusNames("cluster"), settings=StreamSettings(replicas=3))
                 await bus.ensure()
@@ -108,14 +108,24 @@ async def test_three_node_cluster_survives_a_node_kill(tmp_path: Path) -> None:
         nodes[1].kill()
         for i in range(100, 200):
             await _publish_retrying(bus, ev(i))
-        got = [it.event.decision_id async for it in bus.read() if not it.caught_up]
+        got: list[str] = []
+        for _ in range(60):  # the stream may still be electing a new leader: read again, bounded
+            try:
+                got = [it.event.decision_id async for it in bus.read() if not it.caught_up]
+                if len(got) == 200:
+                    break
+            except Exception:
+                pass
+            await asyncio.sleep(0.5)
         assert got == [f"d{i}" for i in range(200)]
         nodes[1].start()  # the node rejoins
-        for _ in range(100):
-            info = await bus.js.stream_info(bus.names.events_stream)
-            replicas = info.cluster.replicas or []
-            if len(replicas) == 2 and all(r.current for r in replicas):
-                break
+        replicas: list = []
+        for _ in range(300):
+            with contextlib.suppress(Exception):
+                info = await bus.js.stream_info(bus.names.events_stream)
+                replicas = info.cluster.replicas or []
+                if len(replicas) == 2 and all(r.current for r in replicas):
+                    break
             await asyncio.sleep(0.2)
         assert len(replicas) == 2 and all(r.current for r in replicas)
     finally:
