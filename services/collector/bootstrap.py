@@ -6,37 +6,11 @@ from shared.bus import ReadItem
 from shared.errors import ConfigError
 from shared.events import Command
 from shared.service import ServiceContext, ServiceParts
-from shared.x.port import XAccount
+from shared.x.opener import browser_opener
 
 from .config import CollectorSettings
 from .domain import INTERESTED, CollectorState, due_outcomes, evolve
-from .handlers import CollectorDeps, OpenX, SimulatedMetrics, collect
-
-
-def browser_opener(s: CollectorSettings) -> OpenX:
-    """Open the real browser adapter for one run (imported lazily: Playwright is only needed in live mode)."""
-
-    async def open_x() -> XAccount:
-        from shared.x.browser import PlaywrightX
-
-        x = PlaywrightX(
-            username=s.username(),
-            base_url=s.X_BASE_URL,
-            chromium_path=s.CHROMIUM_PATH or None,
-            session_file=s.X_SESSION_FILE or None,
-            session_b64=s.X_SESSION_B64 or None,
-            artifacts_dir=s.X_ARTIFACTS_DIR or None,
-            dwell_ms=(s.X_DWELL_MIN_MS, max(s.X_DWELL_MIN_MS, s.X_DWELL_MAX_MS)),
-            timeout_ms=s.X_TIMEOUT_MS,
-        )
-        try:
-            await x.start()
-        except BaseException:
-            await x.close()
-            raise
-        return x
-
-    return open_x
+from .handlers import CollectorDeps, SimulatedMetrics, collect
 
 
 async def build(ctx: ServiceContext) -> ServiceParts:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from shared.bus import ReadItem
@@ -11,37 +10,11 @@ from shared.errors import ConfigError
 from shared.events import Command
 from shared.learning.predictors import predict_er
 from shared.service import ServiceContext, ServiceParts
-from shared.x.port import XAccount
+from shared.x.opener import browser_opener
 
 from .config import ReplierSettings
 from .domain import parse_list
 from .handlers import ReplyDeps, reply_job
-
-
-def browser_opener(s: ReplierSettings) -> Callable[[], Awaitable[XAccount]]:
-    """Open the browser adapter for one run (imported lazily: Playwright is only needed in live mode)."""
-
-    async def open_x() -> XAccount:
-        from shared.x.browser import PlaywrightX
-
-        x = PlaywrightX(
-            username=s.username(),
-            base_url=s.X_BASE_URL,
-            chromium_path=s.CHROMIUM_PATH or None,
-            session_file=s.X_SESSION_FILE or None,
-            session_b64=s.X_SESSION_B64 or None,
-            artifacts_dir=s.X_ARTIFACTS_DIR or None,
-            dwell_ms=(s.X_DWELL_MIN_MS, max(s.X_DWELL_MIN_MS, s.X_DWELL_MAX_MS)),
-            timeout_ms=s.X_TIMEOUT_MS,
-        )
-        try:
-            await x.start()
-        except BaseException:
-            await x.close()
-            raise
-        return x
-
-    return open_x
 
 
 async def build(ctx: ServiceContext) -> ServiceParts:
