@@ -218,6 +218,38 @@ def streams() -> None:
     asyncio.run(run())
 
 
+@app.command()
+def snapshots(
+    drop: Annotated[list[str] | None, typer.Option("--drop", help="Delete this service's snapshot (repeatable); "
+                                                    "its next start replays the whole log.")] = None,
+) -> None:
+    """Each service's state snapshot: the stream sequence it reflects, its size and age. A restart loads it and
+    replays only the events after it; a snapshot of other code, settings or another stream is ignored."""
+    import time
+
+    from .snapshots import SnapshotStore, list_snapshots
+
+    async def run() -> None:
+        bus = await _bus()
+        try:
+            for name in drop or []:
+                found = await SnapshotStore(bus, name, fingerprint="-").drop()
+                typer.echo(f"{name}: {'dropped' if found else 'no snapshot'}")
+            if drop:
+                return
+            rows = await list_snapshots(bus)
+            if not rows:
+                typer.echo("no snapshots yet (a service saves one after SNAPSHOT_EVERY_EVENTS new events and on stop)")
+            for r in rows:
+                age = f"{time.time() - r['taken_at']:.0f}s ago" if r.get("taken_at") else "unreadable"
+                typer.echo(f"{r['service']}: seq={r['seq']} events_applied={r.get('events_applied')} "
+                           f"bytes={r['bytes']} taken {age}")
+        finally:
+            await bus.close()
+
+    asyncio.run(run())
+
+
 @app.command("run")
 def run_job(
     job: Annotated[str, typer.Argument(help="plan | reply | posting | collect | learn")],

@@ -31,6 +31,8 @@ class CommonSettings(BaseSettings):
     SERVICE_HEALTH_PORT: int = Field(0, ge=0, le=65535)  # 0 = no health endpoint
     XBOT_HOME: str = ".xbot"
     SHADOW_SEED: int = 7
+    SNAPSHOT_EVERY_EVENTS: int = Field(10_000, ge=0)
+    SNAPSHOT_CHECK_SECONDS: float = Field(30.0, gt=0)
 
     def names(self) -> BusNames:
         return BusNames(self.XBOT_NAMESPACE)

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+from bisect import bisect_left, bisect_right, insort
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -83,6 +84,8 @@ INTERESTED: frozenset[str] = frozenset(
 
 POST_TYPES = frozenset({"single", "thread"})
 REPLY_WINDOW = timedelta(hours=24)
+PRUNE_EVERY = 4096
+PRUNE_MARGIN = timedelta(days=1)
 ROTATION_WINDOW_DAYS = 7
 
 
@@ -123,6 +126,14 @@ class RecentDecisions:
     spend: dict[date, float] = field(default_factory=dict)
     llm_calls: int = 0
     events_applied: int = 0
+    #: the latest event time seen: replay prunes against it, so the state holds the windows, not the whole log
+    watermark: datetime | None = None
+    #: the busy time of every decision that holds one (see ``busy_times``) and whether it is a reply, and the
+    #: same as (time, decision_id) in time order per kind, so ``busy_since`` reads only the times near now
+    _busy: dict[str, tuple[datetime, bool]] = field(default_factory=dict, repr=False)
+    _busy_order: dict[bool, list[tuple[datetime, str]]] = field(
+        default_factory=lambda: {False: [], True: []}, repr=False
+    )
 
     @classmethod
     def empty(cls, *, uniqueness_window_days: float = 30.0, rotation_window_days: float = ROTATION_WINDOW_DAYS
@@ -180,6 +191,31 @@ class RecentDecisions:
                 out.append(d.posted_at)
         return out
 
+    def busy_since(self, after: datetime, *, replies: bool) -> list[datetime]:
+        """The busy times (as ``busy_times``) later than ``after``, of replies or of posts, in time order."""
+        order = self._busy_order[replies]
+        return [t for t, _ in order[bisect_right(order, after, key=lambda e: e[0]):]]
+
+    def _track(self, decision_id: str) -> None:
+        """Keep the busy-time index in step with ``decisions[decision_id]`` (call after every change)."""
+        info = self.decisions.get(decision_id)
+        new: tuple[datetime, bool] | None = None
+        if info is not None:
+            if info.status == "queued":
+                new = (info.scheduled_at or info.at, info.is_reply)
+            elif info.status == "posted" and info.posted_at is not None:
+                new = (info.posted_at, info.is_reply)
+        old = self._busy.get(decision_id)
+        if old == new:
+            return
+        if old is not None:
+            order = self._busy_order[old[1]]
+            del order[bisect_left(order, (old[0], decision_id))]
+            del self._busy[decision_id]
+        if new is not None:
+            self._busy[decision_id] = new
+            insort(self._busy_order[new[1]], (new[0], decision_id))
+
     def replies_in_last_day(self, now: datetime) -> int:
         """Replies queued or posted within the last 24 hours (queued ones by their scheduled time, or when
         drafted; posted ones by their posting time). Queued replies scheduled later count too."""
@@ -208,8 +244,15 @@ class RecentDecisions:
     # ------------------------------------------------------------------------------------------ evolve
 
     def apply(self, event: Any) -> None:
-        """Evolve from one event, in log order. Unknown events are ignored."""
+        """Evolve from one event, in log order. Unknown events are ignored. Every ``PRUNE_EVERY`` events what
+        is older than every window (less a day of margin for clocks) before the latest event time is forgotten,
+        as the jobs' own prune would: a year of log keeps a month of state."""
         self.events_applied += 1
+        at = getattr(event, "occurred_at", None)
+        if at is not None and (self.watermark is None or at > self.watermark):
+            self.watermark = at
+        if self.events_applied % PRUNE_EVERY == 0 and self.watermark is not None:
+            self.prune(self.watermark - PRUNE_MARGIN)
         if isinstance(event, DecisionQueued):
             self._on_draft(event, "queued")
         elif isinstance(event, DecisionSkipped):
@@ -225,6 +268,7 @@ class RecentDecisions:
             info = self.decisions.get(event.decision_id)
             if info is not None and info.status == "queued":
                 self.decisions[event.decision_id] = msgspec.structs.replace(info, scheduled_at=event.scheduled_at)
+                self._track(event.decision_id)
         elif isinstance(event, ModelUpdated):
             if self.model is None or event.version >= self.model.version:
                 self.model = event
@@ -255,6 +299,7 @@ class RecentDecisions:
             content_hash=ev.content_hash,
         )
         self.decisions[ev.decision_id] = info
+        self._track(ev.decision_id)
         if ev.target_tweet_id:
             self.targets.setdefault(ev.target_tweet_id, ev.decision_id)
         window = self.window_for(ev.decision_type)
@@ -287,6 +332,7 @@ class RecentDecisions:
                 bandit_arm=ev.bandit_arm,
             )
         self.decisions[ev.decision_id] = msgspec.structs.replace(info, status="posted", posted_at=ev.posted_at)
+        self._track(ev.decision_id)
         self.window_for(info.decision_type).set_status(ev.decision_id, "posted")
 
     def _set_status(self, decision_id: str, status: str) -> None:
@@ -294,6 +340,7 @@ class RecentDecisions:
         if info is None or info.status == "posted":
             return
         self.decisions[decision_id] = msgspec.structs.replace(info, status=status)
+        self._track(decision_id)
         self._unindex(decision_id, info.content_hash)
         self.window_for(info.decision_type).remove(decision_id)
 
@@ -314,6 +361,7 @@ class RecentDecisions:
         ]
         for d in old:
             self._unindex(d, self.decisions.pop(d).content_hash)
+            self._track(d)
         for day in [day for day in self.spend if day < (now - timedelta(days=7)).date()]:
             del self.spend[day]
         return len(old)
@@ -343,21 +391,42 @@ def replay(events: Iterable[Any], **kw: Any) -> RecentDecisions:
 # ---------------------------------------------------------------------------------------------- scheduling
 
 
+class BusyTimes:
+    """Busy times, each with the gap it needs, sorted once: ``earliest_free`` then looks only at the times near
+    a candidate (a bisection), so one plan can try all 24 hourly slots against the same times cheaply."""
+
+    def __init__(self, busy: Iterable[datetime | tuple[datetime, timedelta]], gap: timedelta) -> None:
+        entries = sorted((b, gap) if isinstance(b, datetime) else b for b in busy)
+        self.times = [q for q, _ in entries]
+        self.gaps = [g for _, g in entries]
+        self.max_gap = max(self.gaps, default=timedelta(0))
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+    def conflicts(self, t: datetime) -> list[datetime]:
+        """``time + gap`` of every busy time closer to ``t`` than its gap (all lie within ``max_gap`` of ``t``)."""
+        lo = bisect_right(self.times, t - self.max_gap)
+        hi = bisect_left(self.times, t + self.max_gap, lo)
+        return [q + g for q, g in zip(self.times[lo:hi], self.gaps[lo:hi], strict=True) if abs(q - t) < g]
+
+
 def earliest_free(
     begin: datetime,
     end: datetime | None,
-    busy: Iterable[datetime | tuple[datetime, timedelta]],
+    busy: BusyTimes | Iterable[datetime | tuple[datetime, timedelta]],
     gap: timedelta,
 ) -> datetime | None:
     """The earliest time ``t`` in ``[begin, end)`` at least ``gap`` away from every busy time (None if none).
 
     A busy entry may carry its own gap: ``(time, gap)``. ``end=None`` means unbounded. Bounded: ``t`` only
-    moves forward, past at least one busy time per step.
+    moves forward, past at least one busy time per step. ``busy`` may be a ``BusyTimes`` built once for many
+    calls (its gaps were given when it was built; ``gap`` is then not used).
     """
-    times = sorted((b, gap) if isinstance(b, datetime) else b for b in busy)
+    times = busy if isinstance(busy, BusyTimes) else BusyTimes(busy, gap)
     t = begin
     for _ in range(len(times) + 1):
-        conflicts = [q + g for q, g in times if abs(q - t) < g]
+        conflicts = times.conflicts(t)
         if not conflicts:
             return t if end is None or t < end else None
         t = max(conflicts)

@@ -26,6 +26,7 @@ from .events import Command, JobCompleted, utcnow
 from .events.subjects import command_subject
 from .flagstore import FlagStore
 from .logging import bind_job, configure_logging, unbind_job
+from .snapshots import Restored, SnapshotStore, code_fingerprint
 
 log = structlog.get_logger("service")
 
@@ -62,6 +63,11 @@ class ServiceParts:
     #: job -> interval in seconds of the service clock (shadow clock may be faster than the wall)
     schedules: dict[str, float] = field(default_factory=dict)
     apply: Callable[[ReadItem], None] | None = None
+    #: the object ``apply`` evolves; when given, it is snapshotted with its stream sequence (shared/snapshots.py)
+    #: and a restart replays only the log after the snapshot
+    state: Any = None
+    #: the settings the state is built with (e.g. a window length): a change makes the snapshot unusable
+    state_config: Mapping[str, Any] = field(default_factory=dict)
     #: event types the projection decodes (others are skipped from the subject alone); None = all
     interested: frozenset[str] | None = None
     background: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
@@ -81,19 +87,37 @@ class ServiceRuntime:
         self.projection: Projection | None = None
         self._server: asyncio.AbstractServer | None = None
         self.started = False
+        self.snapshots: SnapshotStore | None = None
+        self.snapshot_seq = 0
+        self.restored: Restored | None = None
+        self._snapshot_lock = asyncio.Lock()
 
     async def start(self) -> None:
         ctx, parts = self.ctx, self.parts
         if parts.apply is not None:
-            self.projection = Projection(ctx.bus, parts.apply, name=self.name, names=parts.interested)
+            t0 = time.monotonic()
+            every = int(getattr(ctx.settings, "SNAPSHOT_EVERY_EVENTS", 0) or 0)
+            from_seq = 1
+            if parts.state is not None and every > 0:
+                self.snapshots = SnapshotStore(ctx.bus, self.name, snapshot_fingerprint(self.name, parts.state_config))
+                self.restored = await self.snapshots.load_into(parts.state)
+                if self.restored is not None:
+                    from_seq = self.restored.seq + 1
+                    self.snapshot_seq = self.restored.seq
+            self.projection = Projection(ctx.bus, parts.apply, name=self.name, names=parts.interested,
+                                         from_seq=from_seq)
             ctx.projection = self.projection
             self.projection.start()
-            t0 = time.monotonic()
             await self.projection.wait_caught_up(timeout=600)
             log.info(
                 "state rebuilt from the log", service=self.name, events=self.projection.applied_count,
+                from_snapshot_seq=self.restored.seq if self.restored else None,
+                snapshot_bytes=self.restored.bytes if self.restored else None,
                 seconds=round(time.monotonic() - t0, 3),
             )
+            if self.snapshots is not None:
+                await self.snapshot_if_due(every)
+                self.tasks.append(asyncio.create_task(self._snapshot_loop(every), name="snapshots"))
         for job, handler in parts.jobs.items():
             self.consumers.append(
                 await ctx.bus.consume(
@@ -114,6 +138,36 @@ class ServiceRuntime:
             self._server = await asyncio.start_server(self._health, "0.0.0.0", port)
         self.started = True
         log.info("service started", service=self.name, jobs=list(parts.jobs), summary=ctx.flags.current().MODE)
+
+    async def snapshot_if_due(self, every: int) -> bool:
+        p = self.projection
+        if p is None or p.applied_seq - self.snapshot_seq < every:
+            return False
+        return await self.snapshot()
+
+    async def snapshot(self) -> bool:
+        """Save the state with the sequence it reflects (taken synchronously, between two events)."""
+        p, store = self.projection, self.snapshots
+        if p is None or store is None or p.applied_seq <= self.snapshot_seq:
+            return False
+        async with self._snapshot_lock:
+            seq = p.applied_seq
+            t0 = time.perf_counter()
+            try:
+                size = await store.save(self.parts.state, seq, p.applied_count)
+            except Exception as exc:  # a snapshot is an optimisation: never fatal
+                log.warning("snapshot failed", service=self.name, seq=seq, error=str(exc))
+                return False
+            self.snapshot_seq = max(self.snapshot_seq, seq)
+            log.info("snapshot saved", service=self.name, seq=seq, bytes=size,
+                     seconds=round(time.perf_counter() - t0, 3))
+            return True
+
+    async def _snapshot_loop(self, every: int) -> None:
+        interval = float(getattr(self.ctx.settings, "SNAPSHOT_CHECK_SECONDS", 30.0))
+        while True:
+            await asyncio.sleep(interval)
+            await self.snapshot_if_due(every)
 
     def _job_runner(self, job: str, handler: JobHandler) -> Callable[[Delivered], Awaitable[None]]:
         async def run(d: Delivered) -> None:
@@ -197,12 +251,23 @@ class ServiceRuntime:
             await c.stop()
         if self.projection is not None:
             await self.projection.stop()
+            if self.snapshots is not None and self.started:
+                await self.snapshot()
         if self.parts.on_stop is not None:
             with contextlib.suppress(Exception):
                 await self.parts.on_stop()
         if self._server is not None:
             self._server.close()
         log.info("service stopped", service=self.name)
+
+
+def snapshot_fingerprint(name: str, state_config: Mapping[str, Any]) -> str:
+    """The code's fingerprint plus the settings the state is built with (a window length changes what it keeps)."""
+    import hashlib
+    import json
+
+    salt = json.dumps(dict(state_config), sort_keys=True, default=str).encode()
+    return hashlib.sha256(code_fingerprint(name).encode() + salt).hexdigest()[:32]
 
 
 async def build_context(name: str, settings: CommonSettings, environ: Mapping[str, str]) -> ServiceContext:

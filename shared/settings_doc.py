@@ -25,6 +25,8 @@ COMMON_DOCS = {
     "SERVICE_HEALTH_PORT": "port for /healthz and /readyz of a service (0 = off)",
     "XBOT_HOME": "data directory of `xbot up`",
     "SHADOW_SEED": "seed of the simulated audience and synthetic writer",
+    "SNAPSHOT_EVERY_EVENTS": "save a service's state to the object store after this many new events (0 = never)",
+    "SNAPSHOT_CHECK_SECONDS": "how often a service checks whether a snapshot is due",
     "DATABASE_URL": "PostgreSQL for the read models",
     "GATEWAY_HOST": "address the gateway binds",
     "GATEWAY_PORT": "port of the gateway (API, dashboard, /metrics)",

@@ -52,6 +52,7 @@ async def build(ctx: ServiceContext) -> ServiceParts:
         jobs={"collect": collect_job},
         schedules={"collect": s.COLLECT_INTERVAL_HOURS * 3600.0},
         apply=apply,
+        state=state,
         interested=INTERESTED,
         health=health,
     )

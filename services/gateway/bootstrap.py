@@ -10,6 +10,7 @@ import asyncpg
 import structlog
 import uvicorn
 
+from shared.bus.core import cancel_quietly
 from shared.db import apply_migrations, create_pool
 from shared.errors import ConfigError
 from shared.service import ServiceContext, ServiceParts
@@ -78,6 +79,7 @@ async def build(ctx: ServiceContext) -> ServiceParts:
             raise
 
     async def on_stop() -> None:
+        await cancel_quietly(gw.metrics_refresh)
         await projector.stop()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(pool.close(), 5)

@@ -65,6 +65,7 @@ async def build(ctx: ServiceContext) -> ServiceParts:
         jobs={"learn": learn},
         schedules={"learn": s.LEARN_INTERVAL_MINUTES * 60.0},
         apply=apply,
+        state=state,
         interested=INTERESTED,
         background=[trigger.run],
         health=health,

@@ -58,6 +58,8 @@ async def wire(ctx: ServiceContext) -> tuple[PlanDeps, ServiceParts]:
         jobs={"plan": plan},
         schedules={"plan": s.PLAN_INTERVAL_MINUTES * 60.0},
         apply=apply,
+        state=state,
+        state_config={"UNIQUENESS_WINDOW_DAYS": s.UNIQUENESS_WINDOW_DAYS},
         interested=INTERESTED,
         on_stop=live.close,
         health=health,

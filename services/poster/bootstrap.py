@@ -151,6 +151,7 @@ async def build(ctx: ServiceContext) -> ServiceParts:
         jobs={"posting": poster.run},
         schedules={"posting": interval} if interval > 0 else {},
         apply=state.apply,
+        state=state,
         interested=INTERESTED,
         ready=poster.ready,
         health=health,

@@ -73,6 +73,8 @@ async def wire(ctx: ServiceContext) -> tuple[ReplyDeps, ServiceParts]:
         jobs={"reply": reply},
         schedules={"reply": s.REPLY_INTERVAL_MINUTES * 60.0},
         apply=apply,
+        state=state,
+        state_config={"UNIQUENESS_WINDOW_DAYS": s.UNIQUENESS_WINDOW_DAYS},
         interested=INTERESTED,
         on_stop=live.close,
         health=health,

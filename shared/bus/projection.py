@@ -65,22 +65,22 @@ class Projection:
                 await asyncio.sleep(0.5)
 
     async def _apply(self, item: ReadItem) -> None:
-        if item.error is not None:
-            try:
-                await self.bus.dead_letter(self.name, item.subject, item.seq, item.data, item.error)
-            except Exception:
-                log.exception("dead letter failed", projection=self.name, seq=item.seq)
-        elif item.event is not None:
+        # The sequence is recorded right after the (synchronous) apply, before any await, so a snapshot taken at
+        # any await point sees a state and an applied_seq that agree.
+        failure: str | None = item.error
+        if item.error is None and item.event is not None:
             try:
                 self.apply(item)
             except Exception as exc:
                 log.exception("apply failed; event dead-lettered", projection=self.name, seq=item.seq)
-                try:
-                    await self.bus.dead_letter(self.name, item.subject, item.seq, item.data, f"apply: {exc!r}")
-                except Exception:
-                    log.exception("dead letter failed", projection=self.name, seq=item.seq)
+                failure = f"apply: {exc!r}"
         self.applied_seq = item.seq
         self.applied_count += 1
+        if failure is not None:
+            try:
+                await self.bus.dead_letter(self.name, item.subject, item.seq, item.data, failure)
+            except Exception:
+                log.exception("dead letter failed", projection=self.name, seq=item.seq)
 
     async def wait_caught_up(self, timeout: float = 60.0) -> None:
         await asyncio.wait_for(self.caught_up.wait(), timeout)

@@ -72,6 +72,25 @@ class UniquenessIndex:
         self._row: dict[str, int] = {}
         self._by_hash: dict[str, set[str]] = {}
 
+    def __getstate__(self) -> dict[str, Any]:
+        """For snapshots: only the rows in use (the spare capacity is uninitialised memory)."""
+        n = len(self._ids)
+        state = dict(self.__dict__)
+        state["_matrix"] = None if self._matrix is None else self._matrix[:n].copy()
+        state["_times"] = self._times[:n].copy()
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        n, cap = len(self._ids), self._capacity
+        times = np.empty(cap, dtype=np.float64)
+        times[:n] = state["_times"]
+        self._times = times
+        if state["_matrix"] is not None:
+            matrix = np.empty((cap, state["_matrix"].shape[1]), dtype=np.float32)
+            matrix[:n] = state["_matrix"]
+            self._matrix = matrix
+
     def __len__(self) -> int:
         return len(self._ids)
 
