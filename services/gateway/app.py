@@ -38,10 +38,14 @@ def _problem(status: int, detail: Any) -> JSONResponse:
 
 
 class LatencyMiddleware:
-    """Request latencies for /metrics, as plain ASGI (no per-request task like BaseHTTPMiddleware)."""
+    """Request latencies for /metrics, as plain ASGI (no per-request task like BaseHTTPMiddleware). The histogram's
+    child per (method, route, status) is looked up once and kept: ``labels()`` takes a lock and builds the key on
+    every call."""
 
     def __init__(self, app: Any, gw: Gateway):
         self.app, self.gw = app, gw
+        self._hist: Any = None
+        self._children: dict[tuple[str, str, int], Any] = {}
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -62,18 +66,28 @@ class LatencyMiddleware:
             route = scope.get("route")
             path = getattr(route, "path", None) or (
                 "/static" if scope.get("path", "").startswith("/static/") else "unmatched")
-            assert self.gw.latency is not None
-            self.gw.latency.labels(scope["method"], path, str(status)).observe(time.perf_counter() - t0)
+            self._child(scope["method"], path, status).observe(time.perf_counter() - t0)
+
+    def _child(self, method: str, path: str, status: int) -> Any:
+        hist = self.gw.latency
+        assert hist is not None
+        if hist is not self._hist:
+            self._hist, self._children = hist, {}
+        key = (method, path, status)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = hist.labels(method, path, str(status))
+        return child
 
 
 def create_app(gw: Gateway) -> FastAPI:
     app = FastAPI(title="xbot gateway", version="1.0.0", description=DESCRIPTION)
     app.state.gateway = gw
     app.state.templates = Jinja2Templates(directory=str(HERE / "templates"))
-    app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
-    for r in (health.router, env.router, metrics.router, jobs.router, flags.router, decisions.router,
+    for r in (metrics.router, health.router, env.router, jobs.router, flags.router, decisions.router,
               dashboard.router):
         app.include_router(r)
+    app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
     app.add_middleware(AdminGuard, gw=gw)
     app.add_middleware(LatencyMiddleware, gw=gw)

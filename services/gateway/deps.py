@@ -32,9 +32,12 @@ class Gateway:
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
     latency: Histogram | None = None
     collector: SnapshotCollector | None = None
-    #: /api/metrics is computed once per projector position (and at most every METRICS_MAX_AGE_S), not per request
+    #: /api/metrics is computed once per projector position and flag version (and renewed when older than
+    #: METRICS_MAX_AGE_S), not per request: (key, taken at, snapshot)
     metrics_cache: tuple[Any, float, dict[str, Any]] | None = None
     metrics_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    #: the background renewal started by a request that found the snapshot past METRICS_REFRESH_AHEAD_S
+    metrics_refresh: asyncio.Task[None] | None = None
     metrics_body: tuple[dict[str, Any], bytes] | None = None
 
     def __post_init__(self) -> None:
@@ -45,8 +48,14 @@ class Gateway:
             self.registry.register(self.collector)
 
 
-def get_gateway(request: Request) -> Gateway:
-    return request.app.state.gateway
+def gateway_of(request: Request) -> Gateway:
+    return request.app.state.gateway  # type: ignore[no-any-return]
+
+
+async def get_gateway(request: Request) -> Gateway:
+    """``async`` on purpose: FastAPI runs a plain ``def`` dependency in the thread pool, a thread hand-off (and GIL
+    contention with the worker threads) on every request."""
+    return gateway_of(request)
 
 
 GatewayDep = Annotated[Gateway, Depends(get_gateway)]
@@ -55,7 +64,7 @@ _bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <ADMIN
 _header = APIKeyHeader(name="X-Admin-Token", auto_error=False, description="X-Admin-Token: <ADMIN_TOKEN>")
 
 
-def require_admin(
+async def require_admin(
     gw: GatewayDep,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     token: Annotated[str | None, Depends(_header)],

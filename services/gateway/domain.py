@@ -9,6 +9,7 @@ the live projector wrote a few events at a time.
 from __future__ import annotations
 
 import math
+import re
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -90,8 +91,13 @@ DECISION_COLUMNS: tuple[str, ...] = tuple(DecisionRow.__struct_fields__)
 
 
 # --- value checks ------------------------------------------------------------------------------------------
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
 def uuid_str(value: str) -> str:
     """Decision ids are UUIDs (the seed's column type); the canonical text form keys the rows."""
+    if type(value) is str and _CANONICAL_UUID.fullmatch(value):  # already canonical: what str(UUID(v)) gives
+        return value
     try:
         return str(uuid.UUID(value))
     except (ValueError, AttributeError, TypeError):
@@ -267,12 +273,30 @@ DECISION_EVENTS = (
 )
 
 
+_DECISION, _OUTCOME, _MODEL, _LLM, _JOB, _FLAG = range(6)
+_KIND_OF_BASE: tuple[tuple[Any, int], ...] = (
+    (DECISION_EVENTS, _DECISION), (OutcomeRecorded, _OUTCOME), (ModelUpdated, _MODEL),
+    ((LlmCallCompleted, LlmCallFailed), _LLM), (JobCompleted, _JOB), (FlagChanged, _FLAG),
+)
+#: event type -> which rows it makes (None: no row); one dict lookup per event instead of a chain of isinstance
+_KINDS: dict[type, int | None] = {}
+
+
+def _kind(t: type) -> int | None:
+    try:
+        return _KINDS[t]
+    except KeyError:
+        k = next((v for base, v in _KIND_OF_BASE if issubclass(t, base)), None)
+        _KINDS[t] = k
+        return k
+
+
 def touched_decisions(items: Iterable[ReadItem]) -> set[str]:
     """The decision rows a batch may change (the projector loads them first)."""
     out: set[str] = set()
     for it in items:
-        ev = it.event
-        if isinstance(ev, DECISION_EVENTS):
+        ev: Any = it.event
+        if ev is not None and _kind(type(ev)) == _DECISION:
             try:
                 out.add(uuid_str(ev.decision_id))
             except ApplyError:
@@ -285,7 +309,8 @@ def fold_batch(items: Iterable[ReadItem], existing: dict[str, DecisionRow]) -> B
     w = BatchWrites()
     for it in items:
         w.events += 1
-        w.last_seq = max(w.last_seq, it.seq)
+        if it.seq > w.last_seq:
+            w.last_seq = it.seq
         if it.error is not None:
             w.dead.append((it, it.error))
             continue
@@ -299,7 +324,10 @@ def fold_batch(items: Iterable[ReadItem], existing: dict[str, DecisionRow]) -> B
 
 
 def _fold_one(w: BatchWrites, existing: dict[str, DecisionRow], ev: Any, seq: int) -> None:
-    if isinstance(ev, DECISION_EVENTS):
+    kind = _kind(type(ev))
+    if kind is None:
+        return
+    if kind == _DECISION:
         did = uuid_str(ev.decision_id)
         before = w.decisions.get(did) or existing.get(did)
         row = evolve_decision(before, ev, seq)
@@ -314,7 +342,7 @@ def _fold_one(w: BatchWrites, existing: dict[str, DecisionRow], ev: Any, seq: in
                 did, text(ev.tweet_id), ts(ev.posted_at), text(ev.bandit_arm), text(ev.timing_arm),
                 ev.decision_type, text(ev.url), ev.simulated, ev.recovered, as_json(ev.thread_tweet_ids), seq,
             )
-    elif isinstance(ev, OutcomeRecorded):
+    elif kind == _OUTCOME:
         did = uuid_str(ev.decision_id)
         h = i4(ev.horizon_hours, "horizon_hours") or 0
         w.outcomes[(did, h)] = (
@@ -322,7 +350,7 @@ def _fold_one(w: BatchWrites, existing: dict[str, DecisionRow], ev: Any, seq: in
             i8(ev.retweets, "retweets"), i8(ev.replies, "replies"), i8(ev.bookmarks, "bookmarks"),
             i8(ev.quotes, "quotes"), num(ev.er_calculated), ev.simulated, ts(ev.collected_at), seq,
         )
-    elif isinstance(ev, ModelUpdated):
+    elif kind == _MODEL:
         version = i4(ev.version, "version") or 0
         for a in ev.arms:
             w.arms[(text(a.scope) or "", text(a.arm) or "")] = (
@@ -339,19 +367,19 @@ def _fold_one(w: BatchWrites, existing: dict[str, DecisionRow], ev: Any, seq: in
         )
         if ev.arms:
             w.count(ARMS_UPDATED, "", len(ev.arms), seq)
-    elif isinstance(ev, LlmCallCompleted | LlmCallFailed):
+    elif kind == _LLM:
         failed = isinstance(ev, LlmCallFailed)
         w.usage[text(ev.request_id) or ""] = (
             ev.request_id, text(ev.kind), text(ev.model), i4(ev.total_tokens, "total_tokens"),
             i4(ev.prompt_tokens, "prompt_tokens"), i4(ev.completion_tokens, "completion_tokens"), num(ev.cost_usd) or 0,
             text(ev.status), text(ev.failure_reason) if failed else None, ts(ev.occurred_at), seq,  # type: ignore[union-attr]
         )
-    elif isinstance(ev, JobCompleted):
+    elif kind == _JOB:
         w.jobs[(text(ev.run_id) or "", text(ev.service) or "")] = (
             ev.run_id, ev.service, text(ev.job), text(ev.status), as_json(ev.counts), text(ev.detail) or "",
             ts(ev.occurred_at), seq,
         )
-    elif isinstance(ev, FlagChanged):
+    elif kind == _FLAG:
         w.flags.append((
             seq, ev.event_id, text(ev.flag), text(ev.old_value), text(ev.new_value), text(ev.actor) or "",
             text(ev.source) or "", ts(ev.occurred_at),

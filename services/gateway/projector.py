@@ -18,18 +18,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 import asyncpg
 import msgspec
 import structlog
-from nats.js import api
 
 from shared.bus import ReadItem
 from shared.bus.core import cancel_quietly
-from shared.bus.jetstream import CAUGHT_UP
-from shared.events import decode
 
 from . import sql
 from .domain import BatchWrites, DecisionRow, fold_batch, touched_decisions
@@ -49,6 +47,45 @@ TRANSIENT: tuple[type[BaseException], ...] = (
 )
 
 _END = object()
+
+
+class _Handoff:
+    """The bounded FIFO between the reader task and the writer: a deque and two events, so handing over an item
+    costs an append (``asyncio.Queue`` costs a future check and a wakeup per item). The reader waits while it
+    holds ``maxsize`` items; the writer takes what is there."""
+
+    def __init__(self, maxsize: int):
+        self.items: deque[Any] = deque()
+        self.maxsize = maxsize
+        self.more = asyncio.Event()
+        self.room = asyncio.Event()
+        self.room.set()
+
+    async def put(self, item: Any) -> None:
+        items = self.items
+        while len(items) >= self.maxsize:
+            self.room.clear()
+            await self.room.wait()
+        items.append(item)
+        self.more.set()
+
+    async def wait_more(self, timeout: float | None = None) -> None:
+        """Until there is something to take (at most ``timeout``)."""
+        if self.items:
+            return
+        self.more.clear()
+        if timeout is None:
+            await self.more.wait()
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self.more.wait()
+
+    def take(self) -> Any:
+        item = self.items.popleft()
+        if len(self.items) < self.maxsize:
+            self.room.set()
+        return item
 
 
 class Rewind(Exception):
@@ -93,7 +130,7 @@ class Projector:
         self._conn: asyncpg.Connection | None = None
         self._task: asyncio.Task[int] | None = None
         self._reader: asyncio.Task[None] | None = None
-        self._queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=queue_size)
+        self._queue = _Handoff(queue_size)
         self._follow = True
         self._last_taken = 0
 
@@ -155,7 +192,7 @@ class Projector:
             await cancel_quietly(self._reader)
 
     def _start_reader(self, from_seq: int) -> None:
-        self._queue = asyncio.Queue(maxsize=self.queue_size)
+        self._queue = _Handoff(self.queue_size)
         self._last_taken = from_seq - 1
         self._reader = asyncio.create_task(self._read(from_seq, self._queue), name=f"projector-reader:{self.name}")
 
@@ -163,10 +200,9 @@ class Projector:
         await cancel_quietly(self._reader)
         self._start_reader(from_seq)
 
-    async def _read(self, from_seq: int, queue: asyncio.Queue[Any]) -> None:
-        if getattr(self.bus, "js", None) is not None:
-            await self._read_push(from_seq, queue)
-            return
+    async def _read(self, from_seq: int, queue: _Handoff) -> None:
+        """The log through ``bus.read`` (an ordered consumer read by callback, flow-controlled) into the bounded
+        queue; after a failure it resumes from the sequence after the last item handed over."""
         next_seq = from_seq
         while True:
             try:
@@ -185,105 +221,37 @@ class Projector:
                 log.warning("projector read failed, resuming", projector=self.name, error=str(exc), from_seq=next_seq)
                 await asyncio.sleep(0.5)
 
-    async def _read_push(self, from_seq: int, queue: asyncio.Queue[Any]) -> None:
-        """The log through an ordered push consumer with a callback: no per-message timer or task, so a
-        rebuild reads several times faster than ``bus.read``. Flow control bounds what waits in memory while
-        the writer (the bounded queue) is behind; a stalled or broken subscription is restarted from the
-        sequence after the last item handed over."""
-        js, names = self.bus.js, self.bus.names
-        next_seq = from_seq
-        while True:
-            done = asyncio.Event()
-            last_activity = time.monotonic()
-
-            async def on_msg(msg: Any, done: asyncio.Event = done) -> None:
-                nonlocal next_seq, last_activity
-                md = msg.metadata
-                seq = md.sequence.stream
-                if seq < next_seq:  # a redelivery after an ordered-consumer reset
-                    return
-                item = ReadItem(seq, msg.subject, msg.data)
-                try:
-                    item.event = decode(msg.data)
-                except Exception as exc:  # malformed: the writer dead-letters it
-                    item.error = f"{type(exc).__name__}: {exc}"
-                await queue.put(item)
-                next_seq = seq + 1
-                last_activity = time.monotonic()
-                if md.num_pending == 0:
-                    await queue.put(CAUGHT_UP)
-                    if not self._follow:
-                        done.set()
-
-            sub = None
-            reconnects = self.bus.nc.stats.get("reconnects", 0)
-            try:
-                if not self.bus.connected:
-                    raise ConnectionError("NATS is not connected")
-                sub = await js.subscribe(
-                    f"{names.evt_prefix}.>", stream=names.events_stream, cb=on_msg, ordered_consumer=True,
-                    deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE,
-                    config=api.ConsumerConfig(opt_start_seq=max(1, next_seq)),
-                    pending_msgs_limit=100_000, pending_bytes_limit=256 * 1024 * 1024,
-                )
-                # the end of the log now: a push consumer's num_pending can read 0 while messages are still on
-                # their way to us, so "nothing to read" is decided by sequence, not by the consumer's count
-                target = await self.bus.last_seq()
-                if target < next_seq:
-                    await queue.put(CAUGHT_UP)
-                    if not self._follow:
-                        await queue.put(_END)
-                        return
-                while not done.is_set():
-                    with contextlib.suppress(asyncio.TimeoutError):
-                        await asyncio.wait_for(done.wait(), 1.0)
-                    if self.bus.nc.stats.get("reconnects", 0) != reconnects:
-                        # the server may have lost the consumer: start again after the last item handed over
-                        raise ConnectionError("reconnected to NATS; resubscribing")
-                    if done.is_set() or self._follow or queue.full():
-                        continue
-                    if time.monotonic() - last_activity > 5.0:  # a one-shot read that stalled: check the end
-                        if next_seq > await self.bus.last_seq():
-                            await queue.put(CAUGHT_UP)
-                            break
-                        raise RuntimeError("ordered consumer stalled")
-                await queue.put(_END)
-                return
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # NATS trouble: resume after the last item handed over
-                log.warning("projector read failed, resuming", projector=self.name, error=str(exc), from_seq=next_seq)
-                await asyncio.sleep(0.5)
-            finally:
-                if sub is not None:
-                    with contextlib.suppress(Exception):
-                        await sub.unsubscribe()
-
     async def _next_batch(self) -> tuple[list[ReadItem], Any]:
         """Up to ``batch_size`` items; stops early at a caught-up marker or the end. Waits at most ``flush_s``
         for more once the first item is there."""
         q = self._queue
+        items = q.items
         batch: list[ReadItem] = []
+        append = batch.append
+        size = self.batch_size
         waited = False
-        while len(batch) < self.batch_size:
-            if not batch:
-                item = await q.get()
-            else:
-                try:
-                    item = q.get_nowait()
-                except asyncio.QueueEmpty:
-                    if waited or self.flush_s <= 0:
+        last = self._last_taken
+        try:
+            while len(batch) < size:
+                if not items:
+                    if not batch:
+                        await q.wait_more()
+                    elif waited or self.flush_s <= 0:
                         break
-                    waited = True
-                    await asyncio.sleep(self.flush_s)
+                    else:
+                        waited = True
+                        await q.wait_more(self.flush_s)
                     continue
-            if item is _END or getattr(item, "caught_up", False):
-                return batch, item
-            if item.seq <= self._last_taken:  # a reader restart handed this one over twice
-                continue
-            self._last_taken = item.seq
-            batch.append(item)
-        return batch, None
+                item = q.take()
+                if item is _END or item.caught_up:
+                    return batch, item
+                if item.seq <= last:  # a reader restart handed this one over twice
+                    continue
+                last = item.seq
+                append(item)
+            return batch, None
+        finally:
+            self._last_taken = last
 
     # --- applying a batch ---------------------------------------------------------------------------------
     async def _apply_with_retry(self, batch: list[ReadItem]) -> None:
@@ -371,10 +339,8 @@ class Projector:
             self.on_progress(self.position)
 
     async def _write(self, conn: asyncpg.Connection, w: BatchWrites) -> None:
-        if w.decisions:
-            rows = [_decision_tuple(r) for r in w.decisions.values()]
-            await conn.execute(sql.DECISIONS.sql, *sql.DECISIONS.args(rows))
         for up, rows in (
+            (sql.DECISIONS, [_decision_tuple(r) for r in w.decisions.values()]),
             (sql.POSTED, list(w.posted.values())),
             (sql.OUTCOMES, list(w.outcomes.values())),
             (sql.ARMS, list(w.arms.values())),
@@ -385,7 +351,10 @@ class Projector:
             (sql.FLAGS, w.flags),
             (sql.COUNTERS, [(n, k, d, s) for (n, k), (d, s) in w.counters.items()]),
         ):
-            if rows:
+            if len(rows) >= sql.COPY_MIN_ROWS:
+                await conn.copy_records_to_table(up.stage, records=rows, columns=up.names)
+                await conn.execute(up.from_stage)
+            elif rows:
                 await conn.execute(up.sql, *up.args(rows))
 
     async def _dead_letter(self, dead: list[tuple[ReadItem, str]]) -> None:
@@ -400,10 +369,15 @@ class Projector:
     async def _ensure_conn(self) -> None:
         delay = self.retry_base_s
         while self._conn is None or self._conn.is_closed():
+            conn = None
             try:
-                self._conn = await asyncpg.connect(self.dsn, timeout=5)
+                conn = await asyncpg.connect(self.dsn, timeout=5)
+                await conn.execute(sql.CREATE_STAGES)  # this connection's staging tables for big batches
+                self._conn = conn
                 return
             except TRANSIENT as exc:
+                if conn is not None:
+                    conn.terminate()
                 self.db_ok = False
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 await asyncio.sleep(delay)

@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import json
 import math
 import re
+import time
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
+import structlog
 
 from shared.flags import Flags
 
 from .deps import Gateway
 from .domain import ARMS_UPDATED, POST_SKIPPED, POSTS_ATTEMPTED, decision_status
+
+log = structlog.get_logger("gateway")
 
 
 # --- /api/metrics ------------------------------------------------------------------------------------------
@@ -42,26 +48,58 @@ async def dead_letter_total(gw: Gateway) -> int | None:
 
 
 METRICS_MAX_AGE_S = 1.0
+#: past this age a request still gets the cached snapshot but starts its recomputation in the background, so under
+#: steady load the snapshot is renewed before it expires and no request waits for PostgreSQL and NATS
+METRICS_REFRESH_AHEAD_S = 0.5
+
+SnapshotFn = Callable[[Gateway], Awaitable[dict[str, Any]]]
 
 
-async def cached_metrics_snapshot(gw: Gateway) -> dict[str, Any]:
-    """The snapshot, recomputed only when the projector has applied new events, the flags changed, or it is older
-    than a second (spend, lag and the log's end move without projector writes). Concurrent requests share one
-    computation, so load on /api/metrics does not become load on PostgreSQL and NATS."""
-    import time
+def _metrics_key(gw: Gateway) -> tuple[Any, Any]:
+    return getattr(gw.projector, "position", None), getattr(gw.flags, "version", None)
 
-    position = getattr(gw.projector, "position", None)
-    key = (position, getattr(gw.flags, "version", None))
+
+async def cached_metrics_snapshot(
+    gw: Gateway, *, compute: SnapshotFn | None = None, clock: Callable[[], float] = time.monotonic,
+) -> dict[str, Any]:
+    """The snapshot, recomputed when the projector has applied new events or the flags changed (the request waits
+    for it), or when it is older than METRICS_MAX_AGE_S (spend, lag and the log's end move without projector
+    writes). A request that finds it older than METRICS_REFRESH_AHEAD_S gets it as it is and has it renewed in the
+    background, so what a request gets is never older than METRICS_MAX_AGE_S nor from an older projector position
+    or flag version. Concurrent requests share one computation, so load on /api/metrics does not become load on
+    PostgreSQL and NATS."""
+    key = _metrics_key(gw)
     cached = gw.metrics_cache
-    if cached is not None and cached[0] == key and time.monotonic() - cached[1] < METRICS_MAX_AGE_S:
-        return cached[2]
-    async with gw.metrics_lock:
-        cached = gw.metrics_cache
-        if cached is not None and cached[0] == key and time.monotonic() - cached[1] < METRICS_MAX_AGE_S:
+    if cached is not None and cached[0] == key:
+        age = clock() - cached[1]
+        if age < METRICS_MAX_AGE_S:
+            if age >= METRICS_REFRESH_AHEAD_S and (gw.metrics_refresh is None or gw.metrics_refresh.done()):
+                gw.metrics_refresh = asyncio.create_task(
+                    _refresh_metrics(gw, compute or metrics_snapshot, clock), name="metrics-refresh")
             return cached[2]
-        snap = await metrics_snapshot(gw)
-        gw.metrics_cache = (key, time.monotonic(), snap)
+    async with gw.metrics_lock:
+        key = _metrics_key(gw)
+        cached = gw.metrics_cache
+        if cached is not None and cached[0] == key and clock() - cached[1] < METRICS_MAX_AGE_S:
+            return cached[2]
+        t0 = clock()
+        snap = await (compute or metrics_snapshot)(gw)
+        gw.metrics_cache = (key, t0, snap)
         return snap
+
+
+async def _refresh_metrics(gw: Gateway, compute: SnapshotFn, clock: Callable[[], float]) -> None:
+    try:
+        async with gw.metrics_lock:
+            key = _metrics_key(gw)
+            cached = gw.metrics_cache
+            if cached is not None and cached[0] == key and clock() - cached[1] < METRICS_REFRESH_AHEAD_S:
+                return  # renewed meanwhile by a request that could not wait
+            t0 = clock()
+            snap = await compute(gw)
+            gw.metrics_cache = (key, t0, snap)
+    except Exception as exc:  # the next request past METRICS_MAX_AGE_S computes it itself and answers the error
+        log.warning("metrics snapshot refresh failed", error=f"{type(exc).__name__}: {exc}")
 
 
 async def metrics_snapshot(gw: Gateway) -> dict[str, Any]:
@@ -85,12 +123,20 @@ async def metrics_snapshot(gw: Gateway) -> dict[str, Any]:
             """,
             start, start + timedelta(days=1), gw.projector_name,
         )
-        reasons = await conn.fetch(
-            "SELECT COALESCE(failure_reason, 'unknown') AS r, COUNT(*) AS n FROM api_usage "
-            "WHERE status <> 'success' GROUP BY 1 ORDER BY 1"
-        )
-        statuses = await conn.fetch("SELECT status, COUNT(*) AS n FROM content_metadata GROUP BY 1 ORDER BY 1")
-        counters = await conn.fetch("SELECT name, key, value FROM gateway_counters")
+        # the log's end (read after the position, so the lag is never understated) and the dead letters, from
+        # NATS while PostgreSQL answers the rest: the snapshot takes the longer of the two, not their sum
+        from_nats = asyncio.gather(log_last_seq(gw), dead_letter_total(gw))
+        try:
+            reasons = await conn.fetch(
+                "SELECT COALESCE(failure_reason, 'unknown') AS r, COUNT(*) AS n FROM api_usage "
+                "WHERE status <> 'success' GROUP BY 1 ORDER BY 1"
+            )
+            statuses = await conn.fetch("SELECT status, COUNT(*) AS n FROM content_metadata GROUP BY 1 ORDER BY 1")
+            counters = await conn.fetch("SELECT name, key, value FROM gateway_counters")
+        except BaseException:
+            from_nats.cancel()
+            raise
+    last, dead = await from_nats
     by_status = {r["status"]: int(r["n"]) for r in statuses}
     skipped: dict[str, int] = {}
     attempted = arms = 0
@@ -102,7 +148,6 @@ async def metrics_snapshot(gw: Gateway) -> dict[str, Any]:
         elif c["name"] == ARMS_UPDATED:
             arms = int(c["value"])
     position = int(row["position"] or 0)
-    last = await log_last_seq(gw)
     return {
         "openaiCalls_total": int(row["calls_total"]),
         "openaiCalls_failed": int(row["calls_failed"]),
@@ -124,7 +169,7 @@ async def metrics_snapshot(gw: Gateway) -> dict[str, Any]:
         "projectorPosition": position,
         "projectorLag": None if last is None else max(0, last - position),
         "logLastSeq": last,
-        "deadLetters": await dead_letter_total(gw),
+        "deadLetters": dead,
         "mode": flags.MODE,
     }
 

@@ -1,8 +1,10 @@
-"""SQL the projector writes with: one ``INSERT ... SELECT FROM unnest(arrays)`` per table per batch.
+"""SQL the projector writes with: one upsert per table per batch, never a statement per row.
 
-Each statement sends a whole batch as column arrays (one round trip, no per-row statements), and each
-upsert only replaces a row with an event later in the log (``WHERE <table>.last_seq < EXCLUDED.last_seq``),
-so applying a batch twice changes nothing.
+A small batch goes as column arrays (``INSERT ... SELECT FROM unnest(arrays)``: one round trip). A big one
+(a rebuild, a projector catching up) is COPYed in binary into a temporary staging table of the connection and
+upserted from there (``INSERT ... SELECT FROM stage_<table>``): asyncpg encodes COPY rows several times faster
+than array elements. Either way each upsert only replaces a row with an event later in the log
+(``WHERE <table>.last_seq < EXCLUDED.last_seq``), so applying a batch twice changes nothing.
 """
 
 from __future__ import annotations
@@ -28,11 +30,34 @@ class Upsert:
 
     @property
     def sql(self) -> str:
+        """The upsert from column arrays ($1..$n, see ``args``)."""
         names = [c for c, _ in self.columns]
         arrays = ", ".join(f"${i}::{'text' if t == 'jsonb' else t}[]" for i, (_, t) in enumerate(self.columns, 1))
         select = ", ".join(f"u.{c}::jsonb" if t == "jsonb" else f"u.{c}" for c, t in self.columns)
-        head = (f"INSERT INTO {self.table} ({', '.join(names)}) SELECT {select} "
-                f"FROM unnest({arrays}) AS u({', '.join(names)}) ON CONFLICT ({', '.join(self.key)}) ")
+        return self._upsert(f"SELECT {select} FROM unnest({arrays}) AS u({', '.join(names)})")
+
+    @property
+    def stage(self) -> str:
+        """The connection's temporary staging table for COPY (emptied at every commit)."""
+        return f"stage_{self.table}"
+
+    @property
+    def create_stage(self) -> str:
+        cols = ", ".join(f"{c} {t}" for c, t in self.columns)
+        return f"CREATE TEMP TABLE IF NOT EXISTS {self.stage} ({cols}) ON COMMIT DELETE ROWS"
+
+    @property
+    def names(self) -> list[str]:
+        return [c for c, _ in self.columns]
+
+    @property
+    def from_stage(self) -> str:
+        """The upsert from the staging table (one per table per transaction; the commit empties it)."""
+        return self._upsert(f"SELECT {', '.join(self.names)} FROM {self.stage}")
+
+    def _upsert(self, source: str) -> str:
+        names = self.names
+        head = f"INSERT INTO {self.table} ({', '.join(names)}) {source} ON CONFLICT ({', '.join(self.key)}) "
         if self.mode == "ignore":
             return head + "DO NOTHING"
         if self.mode == "add":
@@ -95,6 +120,12 @@ FLAGS = Upsert("flag_changes", (
 COUNTERS = Upsert("gateway_counters", (
     ("name", "text"), ("key", "text"), ("value", "int8"), ("last_seq", "int8"),
 ), ("name", "key"), mode="add")
+
+UPSERTS: tuple[Upsert, ...] = (DECISIONS, POSTED, OUTCOMES, ARMS, MODELS, SLOTS, USAGE, JOBS, FLAGS, COUNTERS)
+#: run once per connection: the staging tables of the COPY path
+CREATE_STAGES = "; ".join(u.create_stage for u in UPSERTS)
+#: from this many rows of one table in one batch, COPY + upsert from staging beats column arrays
+COPY_MIN_ROWS = 200
 
 LOAD_DECISIONS = f"SELECT {', '.join(DECISION_COLUMNS)} FROM content_metadata WHERE decision_id = ANY($1::uuid[])"
 LOCK_OFFSET = "SELECT last_seq FROM projection_offsets WHERE projector = $1 FOR UPDATE"
