@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import deque
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 import nats
 import structlog
 from nats.errors import TimeoutError as NatsTimeoutError
@@ -37,9 +38,11 @@ log = structlog.get_logger("bus")
 WRONG_LAST_SEQUENCE = 10071
 
 
-@dataclass
-class ReadItem:
-    """One message from an ordered read; ``caught_up`` marks the moment the reader reached the end of the log."""
+class ReadItem(msgspec.Struct, gc=False):
+    """One message from an ordered read; ``caught_up`` marks the moment the reader reached the end of the log.
+
+    Not tracked by the garbage collector (it holds no cycle): a rebuild keeps tens of thousands of these in
+    flight, and tracked ones made every full collection walk them all."""
 
     seq: int
     subject: str
@@ -281,59 +284,47 @@ class JetStreamBus:
     ) -> AsyncIterator[ReadItem]:
         """Ordered read of the event stream from ``from_seq`` (or time ``since``). Without ``follow`` it stops once
         caught up; with ``follow`` it yields ``CAUGHT_UP`` once and goes on with live events. ``names`` restricts
-        decoding to those event types (decided from the subject, so other events cost nothing)."""
+        decoding to those event types (decided from the subject, so other events cost nothing); a message that
+        does not decode is yielded with ``error`` set.
+
+        Caught up means: a message at or past the end of the log as it was when the read started (by sequence;
+        a push consumer's pending count can read 0 while messages are still on their way to us)."""
         subject = filter_subject or f"{self.names.evt_prefix}.>"
-        if since is not None:
-            cfg = api.ConsumerConfig(deliver_policy=api.DeliverPolicy.BY_START_TIME, opt_start_time=since)
-            policy = api.DeliverPolicy.BY_START_TIME
-        else:
-            cfg = api.ConsumerConfig(opt_start_seq=max(1, from_seq))
-            policy = api.DeliverPolicy.BY_START_SEQUENCE
-        sub = await self.js.subscribe(
-            subject,
-            stream=self.names.events_stream,
-            ordered_consumer=True,
-            deliver_policy=policy,
-            config=cfg,
-            pending_msgs_limit=200_000,
-            pending_bytes_limit=512 * 1024 * 1024,
-        )
+        feed = _OrderedFeed(self, subject, from_seq=max(1, from_seq), since=since)
         try:
-            # the end of the log as it is now: caught up once a message at or past it has been read
+            info = await feed.start()
             target = await self.last_seq(None if subject == f"{self.names.evt_prefix}.>" else subject)
-            caught_up = target < max(1, from_seq) and since is None
+            caught_up = (since is None and target < max(1, from_seq)) or feed.took_everything(info)
             if caught_up:
                 yield CAUGHT_UP
                 if not follow:
                     return
+            want = decode_events
+            dec = decode
             while True:
-                try:
-                    msg = await sub.next_msg(timeout=1.0 if not caught_up else 3600)
-                except NatsTimeoutError:
-                    if not caught_up:
-                        info = await sub.consumer_info()
-                        if info.num_pending == 0 and sub.pending_msgs == 0:
-                            caught_up = True
-                            yield CAUGHT_UP
-                            if not follow:
-                                return
+                batch = await feed.batch(None if caught_up else 1.0)
+                if not batch:
+                    if not caught_up and await feed.nothing_left():  # e.g. the tail was deleted (max_age)
+                        caught_up = True
+                        yield CAUGHT_UP
+                        if not follow:
+                            return
                     continue
-                md = msg.metadata
-                item = ReadItem(md.sequence.stream, msg.subject, msg.data)
-                if decode_events and (names is None or _type_of_subject(msg.subject) in names):
-                    try:
-                        item.event = decode(msg.data)
-                    except Exception as exc:  # malformed: the reader decides (projections dead-letter it)
-                        item.error = f"{type(exc).__name__}: {exc}"
-                yield item
-                if not caught_up and (item.seq >= target or md.num_pending == 0):
-                    caught_up = True
-                    yield CAUGHT_UP
-                    if not follow:
-                        return
+                for seq, subj, data, pending in batch:
+                    item = ReadItem(seq, subj, data)
+                    if want and (names is None or _type_of_subject(subj) in names):
+                        try:
+                            item.event = dec(data)
+                        except Exception as exc:  # malformed: the reader decides (projections dead-letter it)
+                            item.error = f"{type(exc).__name__}: {exc}"
+                    yield item
+                    if not caught_up and (seq >= target or pending == 0):
+                        caught_up = True
+                        yield CAUGHT_UP
+                        if not follow:
+                            return
         finally:
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()
+            await feed.stop()
 
     # --- the durable consumer loop ------------------------------------------------------------------------------
     async def consume(
@@ -362,6 +353,195 @@ class JetStreamBus:
         consumer = JetStreamConsumer(self, durable, psub, handler, pol, dec)
         consumer.start()
         return consumer
+
+_ACK_PREFIX = "$JS.ACK."
+_FC_PREFIX = "$JS.FC."
+
+
+class _OrderedFeed:
+    """An ordered push consumer read through a plain subscription callback, for ``JetStreamBus.read``.
+
+    The callback only appends the message to a deque: no task, timer or await per message. The reader takes
+    the deque in batches (``batch``). Flow control is answered by the reader, in order: a flow-control request
+    is acknowledged once every message delivered before it has been handed to the caller, so however slow the
+    caller, what waits in memory is bounded by the server's flow-control window (32 MB), never the whole log. (nats-py's
+    own ordered consumer with a callback acknowledges on receipt and then drops what overflows its pending
+    limits.) A gap in the consumer sequence, a reconnect or missing heartbeats restart the consumer after the
+    last message taken."""
+
+    #: messages taken per batch; between batches the reader lets the event loop run, so a task it feeds (e.g. a
+    #: projector's writer waiting on its database) is not kept waiting while messages keep arriving
+    BATCH = 256
+
+    def __init__(self, bus: JetStreamBus, subject: str, *, from_seq: int, since: Any, heartbeat_s: float = 2.0):
+        self.bus, self.subject, self.since, self.heartbeat_s = bus, subject, since, heartbeat_s
+        self.next_seq = from_seq  # where a (re)started consumer begins: after the last message taken
+        self.taken_any = False
+        self.buf: deque[Any] = deque()
+        self.wake = asyncio.Event()
+        self.sub: Any = None
+        self.consumer: str | None = None
+        self.dseq = 0  # consumer sequence of the last message taken (a new consumer counts from 1)
+        self.arrived = 0  # messages of any kind delivered by the current subscription
+        self._gen = 0
+        self._reconnects = 0
+        self._seen_arrived = 0
+        self._quiet_since = time.monotonic()
+        self._fc_reply: str | None = None  # answered once the batch before it has been handed over
+
+    def _callback(self, gen: int) -> Any:
+        buf, wake = self.buf, self.wake
+
+        async def on_msg(msg: Any) -> None:
+            if gen == self._gen:
+                # a tuple of str/bytes, not the Msg: the collector stops tracking it once it has seen it (a tuple
+                # holding a dict stays tracked, so only control messages, which carry no data, keep headers)
+                data = msg.data
+                buf.append((msg.subject, msg.reply, data, None if data else msg.headers))
+                self.arrived += 1
+                wake.set()
+
+        return on_msg
+
+    async def start(self) -> api.ConsumerInfo:
+        """(Re)create the consumer from ``next_seq`` (or ``since`` when nothing was taken yet)."""
+        await self._drop_sub()
+        bus = self.bus
+        self._gen += 1
+        self.buf.clear()
+        self._fc_reply = None
+        self.dseq = 0
+        self._reconnects = bus.nc.stats.get("reconnects", 0)
+        inbox = bus.nc.new_inbox()
+        self.sub = await bus.nc.subscribe(inbox, cb=self._callback(self._gen))
+        cfg = api.ConsumerConfig(
+            deliver_subject=inbox,
+            filter_subject=self.subject,
+            ack_policy=api.AckPolicy.NONE,
+            max_deliver=1,
+            flow_control=True,
+            idle_heartbeat=self.heartbeat_s,
+            num_replicas=1,
+            mem_storage=True,
+            inactive_threshold=5.0,
+        )
+        if self.since is not None and not self.taken_any:
+            cfg.deliver_policy, cfg.opt_start_time = api.DeliverPolicy.BY_START_TIME, self.since
+        else:
+            cfg.deliver_policy, cfg.opt_start_seq = api.DeliverPolicy.BY_START_SEQUENCE, self.next_seq
+        info = await bus.js.add_consumer(bus.names.events_stream, cfg)
+        self.consumer = info.name
+        self._seen_arrived, self._quiet_since = self.arrived, time.monotonic()
+        return info
+
+    async def restart(self, why: str) -> None:
+        log.info("ordered read restarting", subject=self.subject, from_seq=self.next_seq, reason=why)
+        for attempt in range(5):
+            try:
+                await self.start()
+                return
+            except Exception:
+                if attempt == 4:
+                    raise
+                await asyncio.sleep(0.5)
+
+    def took_everything(self, info: api.ConsumerInfo) -> bool:
+        """Nothing left for the consumer and every message it delivered has been taken."""
+        delivered = info.delivered.consumer_seq if info.delivered is not None else 0
+        return info.num_pending == 0 and (delivered or 0) <= self.dseq and not self.buf
+
+    async def nothing_left(self) -> bool:
+        if self.consumer is None:
+            return False
+        try:
+            info = await self.bus.js.consumer_info(self.bus.names.events_stream, self.consumer)
+        except NotFoundError:
+            return False
+        return self.took_everything(info)
+
+    async def batch(self, timeout: float | None) -> list[tuple[int, str, bytes, int]]:
+        """Up to ``BATCH`` messages, in order, as (stream seq, subject, data, pending); waits for the first
+        (at most ``timeout``, or a heartbeat check interval). Empty when nothing came."""
+        buf = self.buf
+        if self._fc_reply is not None:  # the caller has taken everything delivered before it
+            reply, self._fc_reply = self._fc_reply, None
+            await self.bus.nc.publish(reply)
+        if not buf:
+            self.wake.clear()
+            wait = self.heartbeat_s if timeout is None else min(timeout, self.heartbeat_s)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait):  # one timer per empty buffer, none per message
+                    await self.wake.wait()
+            if not buf:
+                await self._watchdog()
+                return []
+        else:
+            await asyncio.sleep(0)
+        out: list[tuple[int, str, bytes, int]] = []
+        dseq = self.dseq
+        while buf and len(out) < self.BATCH:
+            subject, reply, data, headers = buf.popleft()
+            if reply.startswith(_ACK_PREFIX):
+                toks = reply.split(".")
+                if len(toks) == 9:  # $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<dseq>.<ts>.<pending>
+                    sseq, d, pending = int(toks[5]), int(toks[6]), int(toks[8])
+                else:  # $JS.ACK.<domain>.<account>.<stream>.<consumer>.<delivered>.<sseq>.<dseq>.<ts>.<pending>...
+                    sseq, d, pending = int(toks[7]), int(toks[8]), int(toks[10])
+                if d != dseq + 1:
+                    await self._restart_after(out, dseq, f"consumer sequence gap ({dseq} then {d})")
+                    return out
+                dseq = d
+                self.next_seq = sseq + 1
+                out.append((sseq, subject, data, pending))
+            elif reply.startswith(_FC_PREFIX):  # let the server go on once the caller has what came before
+                if out:
+                    self._fc_reply = reply
+                    break
+                await self.bus.nc.publish(reply)
+            else:  # idle heartbeat: a stalled flow control to answer, or a last message we never got
+                hdr = headers or {}
+                stalled = hdr.get("Nats-Consumer-Stalled")
+                if stalled:
+                    await self.bus.nc.publish(stalled)
+                last = hdr.get("Nats-Last-Consumer")
+                if last is not None and last.isdigit() and int(last) != dseq:
+                    await self._restart_after(out, dseq, f"heartbeat says {last} delivered, {dseq} taken")
+                    return out
+        self.dseq = dseq
+        if out:
+            self.taken_any = True
+        return out
+
+    async def _restart_after(self, out: list[Any], dseq: int, why: str) -> None:
+        self.dseq = dseq
+        if out:
+            self.taken_any = True
+        await self.restart(why)
+
+    async def _watchdog(self) -> None:
+        """Called when nothing came for a while: restart after a reconnect or when heartbeats stopped."""
+        nc = self.bus.nc
+        if not nc.is_connected:
+            return
+        if nc.stats.get("reconnects", 0) != self._reconnects:
+            await self.restart("reconnected to NATS")
+            return
+        now = time.monotonic()
+        if self.arrived != self._seen_arrived:
+            self._seen_arrived, self._quiet_since = self.arrived, now
+        elif now - self._quiet_since > 3 * self.heartbeat_s:
+            await self.restart("no heartbeat")
+
+    async def _drop_sub(self) -> None:
+        sub, self.sub = self.sub, None
+        self._gen += 1
+        if sub is not None:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+
+    async def stop(self) -> None:
+        await self._drop_sub()
+        self.buf.clear()
 
 
 def _decode_command(data: bytes) -> Command:
