@@ -63,6 +63,9 @@ class CollectorState:
     recorded: set[tuple[str, int]] = field(default_factory=set)
     failures: dict[tuple[str, int], FailureInfo] = field(default_factory=dict)
     events_applied: int = 0
+    #: per horizons asked for: the posted decisions found settled at every one of them (settling is for good,
+    #: so ``due_outcomes`` never looks at them again)
+    settled_all: dict[tuple[int, ...], set[str]] = field(default_factory=dict, compare=False, repr=False)
 
     def settled(self, decision_id: str, horizon: int) -> bool:
         if (decision_id, horizon) in self.recorded:
@@ -130,8 +133,17 @@ def due_outcomes(
     (a real tweet is never given a made-up outcome).
     """
     hs = sorted(horizons)
+    done = state.settled_all.setdefault(tuple(hs), set())
+    open_posts: list[PostedInfo] = []
+    for d, p in state.posted.items():
+        if d in done:
+            continue
+        if all(state.settled(d, h) for h in hs):  # nothing is ever owed for it again
+            done.add(d)
+            continue
+        open_posts.append(p)
     out: list[Due] = []
-    for p in sorted(state.posted.values(), key=lambda p: (p.posted_at, p.decision_id)):
+    for p in sorted(open_posts, key=lambda p: (p.posted_at, p.decision_id)):
         if p.simulated != simulated:
             continue
         age = now - p.posted_at

@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 import msgspec
 import numpy as np
 
-from shared.decisions import RecentDecisions, earliest_free, hour_window
+from shared.decisions import BusyTimes, RecentDecisions, earliest_free, hour_window
 from shared.events import ArmState, ModelUpdated
 from shared.flags import Flags
 from shared.gates import GateConfig, RotationWindow, rotation_gate
@@ -126,17 +126,18 @@ def choose_slot(
     rng: np.random.Generator,
 ) -> tuple[int, datetime]:
     """UCB1 over the hours that still have room in their next occurrence; the earliest free moment in it."""
-    free = {h: earliest_free(*hour_window(h, now), busy, gap) for h in HOURS}
+    times = BusyTimes(busy, gap)  # sorted once for every hour tried below
+    free = {h: earliest_free(*hour_window(h, now), times, gap) for h in HOURS}
     open_hours = [h for h in HOURS if free[h] is not None]
     slots = list(model.slots) if model is not None else []
     hour = ucb1_choose(slots, rng, hours=open_hours or HOURS)
     at = free[hour]
     days = 1
     while at is None and days <= MAX_DAYS_AHEAD:
-        at = earliest_free(*hour_window(hour, now, days_ahead=days), busy, gap)
+        at = earliest_free(*hour_window(hour, now, days_ahead=days), times, gap)
         days += 1
     if at is None:  # booked solid for two months: keep the spacing, leave the hour
-        at = earliest_free(hour_window(hour, now)[0], None, busy, gap)
+        at = earliest_free(hour_window(hour, now)[0], None, times, gap)
         assert at is not None
     return hour, at
 
@@ -154,8 +155,11 @@ def choose(
     topic, angle = split_arm(arm)
     decision_type = "thread" if rng.random() < policy.thread_ratio else "single"
     reply_gap = timedelta(minutes=policy.min_interval_minutes)
-    busy: list[datetime | tuple[datetime, timedelta]] = [*state.busy_times(replies=False)]
-    busy += [(t, reply_gap) for t in state.busy_times(replies=True)]
+    # Every slot tried starts at now (to the second) or later and only moves forward, so a busy time more than its
+    # gap before that can never conflict: only the recent and future ones are read (the same slot results).
+    since = now - max(policy.gap, reply_gap) - timedelta(seconds=1)
+    busy: list[datetime | tuple[datetime, timedelta]] = [*state.busy_since(since, replies=False)]
+    busy += [(t, reply_gap) for t in state.busy_since(since, replies=True)]
     hour, at = choose_slot(state.model, busy, now, policy.gap, rng)
     return Choice(
         decision_id=decision_id,

@@ -20,6 +20,7 @@ met and the gate blocks until old decisions leave the window -- a configuration 
 
 from __future__ import annotations
 
+from bisect import bisect_left, insort
 from collections import Counter
 from datetime import datetime, timedelta
 
@@ -46,11 +47,24 @@ class RotationEntry(msgspec.Struct, frozen=True):
 
 
 class RotationWindow:
-    """(decision_id, topic, angle, at, status) of the queued and posted decisions of the last ``window_days``."""
+    """(decision_id, topic, angle, at, status) of the queued and posted decisions of the last ``window_days``.
+
+    The per-topic and per-angle counts are kept up to date as decisions come and go, with the entries in time
+    order, so ``counts(now)`` costs the entries that have left the window since the last ``prune`` (usually
+    none), not a pass over the whole window: a planner asks once per arm for every draft.
+    """
 
     def __init__(self, *, window_days: float = DEFAULT_WINDOW_DAYS) -> None:
         self.window = timedelta(days=window_days)
         self._entries: dict[str, RotationEntry] = {}
+        #: (at, decision_id) of every entry, sorted
+        self._order: list[tuple[datetime, str]] = []
+        #: counts over every entry (in the window or not yet pruned), keys casefolded
+        self._topics: Counter[str] = Counter()
+        self._angles: Counter[str] = Counter()
+        #: bumped on every change of the entries; ``counts`` keeps its last answer for (version, now)
+        self._version = 0
+        self._last_counts: tuple[int, datetime, tuple[int, Counter[str], Counter[str]]] | None = None
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -61,12 +75,30 @@ class RotationWindow:
     def get(self, decision_id: str) -> RotationEntry | None:
         return self._entries.get(decision_id)
 
+    def _insert(self, entry: RotationEntry) -> None:
+        self._version += 1
+        self._entries[entry.decision_id] = entry
+        insort(self._order, (entry.at, entry.decision_id))
+        self._topics[_key(entry.topic)] += 1
+        self._angles[_key(entry.angle)] += 1
+
+    def _drop(self, decision_id: str) -> RotationEntry | None:
+        entry = self._entries.pop(decision_id, None)
+        if entry is None:
+            return None
+        self._version += 1
+        i = bisect_left(self._order, (entry.at, decision_id))
+        del self._order[i]
+        _decrement(self._topics, _key(entry.topic))
+        _decrement(self._angles, _key(entry.angle))
+        return entry
+
     def add(self, decision_id: str, topic: str, angle: str, at: datetime, status: str = "queued") -> None:
         """Record a decision; a status other than queued/posted removes it instead (skipped never counts)."""
+        self._drop(decision_id)
         if status not in COUNTED_STATUSES:
-            self._entries.pop(decision_id, None)
             return
-        self._entries[decision_id] = RotationEntry(decision_id, topic, angle, at, status)
+        self._insert(RotationEntry(decision_id, topic, angle, at, status))
 
     def set_status(self, decision_id: str, status: str) -> None:
         """Follow a decision's status: queued -> posted keeps it, -> skipped/failed/rejected removes it."""
@@ -76,30 +108,41 @@ class RotationWindow:
         if status in COUNTED_STATUSES:
             self._entries[decision_id] = msgspec.structs.replace(entry, status=status)
         else:
-            del self._entries[decision_id]
+            self._drop(decision_id)
 
     def remove(self, decision_id: str) -> bool:
-        return self._entries.pop(decision_id, None) is not None
+        return self._drop(decision_id) is not None
+
+    def _older_than(self, cutoff: datetime) -> list[tuple[datetime, str]]:
+        return self._order[: bisect_left(self._order, (cutoff,))]
 
     def prune(self, now: datetime) -> int:
-        cutoff = now - self.window
-        old = [d for d, e in self._entries.items() if e.at < cutoff]
-        for d in old:
-            del self._entries[d]
+        old = self._older_than(now - self.window)
+        for _, d in old:
+            self._drop(d)
         return len(old)
 
     def counts(self, now: datetime) -> tuple[int, Counter[str], Counter[str]]:
         """(n, per-topic counts, per-angle counts) over the in-window queued/posted decisions (keys casefolded)."""
-        cutoff = now - self.window
-        topics: Counter[str] = Counter()
-        angles: Counter[str] = Counter()
-        n = 0
-        for e in self._entries.values():
-            if e.at >= cutoff and e.status in COUNTED_STATUSES:
-                n += 1
-                topics[_key(e.topic)] += 1
-                angles[_key(e.angle)] += 1
-        return n, topics, angles
+        last = self._last_counts
+        if last is None or last[0] != self._version or last[1] != now:
+            old = self._older_than(now - self.window)
+            topics, angles = self._topics.copy(), self._angles.copy()
+            for _, d in old:
+                e = self._entries[d]
+                _decrement(topics, _key(e.topic))
+                _decrement(angles, _key(e.angle))
+            last = self._last_counts = (self._version, now, (len(self._entries) - len(old), topics, angles))
+        n, topics, angles = last[2]
+        return n, topics.copy(), angles.copy()  # copies: the caller may change them
+
+
+def _decrement(counter: Counter[str], key: str) -> None:
+    """One less of ``key``; a count reaching zero leaves the counter (as if never counted)."""
+    if counter[key] <= 1:
+        counter.pop(key, None)
+    else:
+        counter[key] -= 1
 
 
 def rotation_gate(

@@ -161,6 +161,8 @@ def _emoji_sequence(cps: list[int], i: int) -> int:
 
 def count_emoji(text: str) -> int:
     """Number of emoji (whole sequences) in ``text``."""
+    if text.isascii():  # every emoji holds a code point above 127 (a keycap's U+20E3 included)
+        return 0
     cps = [ord(c) for c in unicodedata.normalize("NFC", text)]
     i = count = 0
     while i < len(cps):
@@ -181,6 +183,8 @@ def _char_weight(cp: int) -> int:
 
 
 def _plain_weight(segment: str) -> int:
+    if segment.isascii():  # no emoji can start in it, and every code point below 128 weighs 1
+        return len(segment)
     cps = [ord(c) for c in segment]
     i = total = 0
     while i < len(cps):

@@ -435,21 +435,25 @@ _TOKEN_RE = re.compile(r"[a-z0-9]+(?:['’][a-z]+)?")
 def _features(text: str) -> Counter[str]:
     norm = unicodedata.normalize("NFKC", text).casefold()
     tokens = _TOKEN_RE.findall(norm)
-    feats: Counter[str] = Counter()
-    for t in tokens:
-        feats["w:" + t] += 1
-    for a, b in zip(tokens, tokens[1:], strict=False):
-        feats["b:" + a + " " + b] += 1
+    # counted in one go (Counter keeps the order of first appearance: words, word pairs, 3-grams, 4-grams)
+    keys = ["w:" + t for t in tokens]
+    keys += ["b:" + a + " " + b for a, b in zip(tokens, tokens[1:], strict=False)]
     padded = " " + " ".join(tokens) + " "
     for n in (3, 4):
-        for i in range(len(padded) - n + 1):
-            gram = padded[i : i + n]
-            if gram.strip():
-                feats[f"c{n}:" + gram] += 1
-    return feats
+        prefix = f"c{n}:"
+        keys += [prefix + g for g in (padded[i : i + n] for i in range(len(padded) - n + 1)) if g.strip()]
+    return Counter(keys)
 
 
 _WEIGHTS = {"w": 1.0, "b": 0.7, "c3": 0.35, "c4": 0.45}
+#: distinct features a ``HashingEmbedder`` remembers the bucket of (cleared when full)
+_CACHE_MAX = 1 << 18
+#: 1 + ln(count) for the counts a text has (a table, so each is computed once, exactly as ``math.log`` gives it)
+_LOG_FACTOR: list[float] = [0.0] + [1.0 + math.log(c) for c in range(1, 256)]
+
+
+def _log_factor(count: int) -> float:
+    return _LOG_FACTOR[count] if count < len(_LOG_FACTOR) else 1.0 + math.log(count)
 
 
 class HashingEmbedder:
@@ -459,6 +463,7 @@ class HashingEmbedder:
         if dim < 1:
             raise ValueError("dim must be at least 1")
         self._dim = dim
+        self._cache: dict[str, tuple[int, float]] = {}
 
     @property
     def model(self) -> str:
@@ -469,12 +474,27 @@ class HashingEmbedder:
         return self._dim
 
     def vector(self, text: str) -> np.ndarray:
-        v = np.zeros(self._dim, dtype=np.float64)
-        for feat, count in _features(text).items():
-            h = int.from_bytes(hashlib.blake2b(feat.encode(), digest_size=8).digest(), "little")
-            sign = 1.0 if (h >> 63) & 1 else -1.0
-            v[h % self._dim] += sign * _WEIGHTS[feat.split(":", 1)[0]] * (1.0 + math.log(count))
+        feats = _features(text)
+        cache = self._cache
+        hashed = [cache.get(f) or self._hash(f) for f in feats]
+        buckets = np.fromiter((b for b, _ in hashed), dtype=np.intp, count=len(hashed))
+        weights = np.fromiter(
+            (sw * _log_factor(c) for (_, sw), c in zip(hashed, feats.values(), strict=True)),
+            dtype=np.float64, count=len(hashed),
+        )
+        # bincount adds the weights in order, as ``v[bucket] += weight`` one feature after another would
+        v = np.bincount(buckets, weights=weights, minlength=self._dim).astype(np.float64, copy=False)
         return normalize_rows(v)[0]
+
+    def _hash(self, feat: str) -> tuple[int, float]:
+        """(bucket, sign * weight) of a feature, kept: the templates repeat the same words and n-grams."""
+        h = int.from_bytes(hashlib.blake2b(feat.encode(), digest_size=8).digest(), "little")
+        sign = 1.0 if (h >> 63) & 1 else -1.0
+        hit = (h % self._dim, sign * _WEIGHTS[feat.split(":", 1)[0]])
+        if len(self._cache) >= _CACHE_MAX:
+            self._cache.clear()
+        self._cache[feat] = hit
+        return hit
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
