@@ -33,6 +33,9 @@ class FlagStore:
         self.poll_every_s = 5.0
         self._changed = asyncio.Event()
         self.version = 0
+        #: the bucket stream's last sequence read just before the last full load: every put or delete since
+        #: moves it, so ``refresh`` can tell "nothing changed" with one request instead of a read per flag
+        self._loaded_seq: int | None = None
 
     async def start(self, *, watch: bool = True) -> None:
         """Load the overrides; with ``watch`` (services) keep following them, without (one-shot CLI) not."""
@@ -44,6 +47,7 @@ class FlagStore:
 
     async def _load_all(self) -> None:
         """Read every flag key directly (no key-listing watcher, which can wait forever on a busy server)."""
+        seq = await self._bucket_seq()
 
         async def one(name: str) -> tuple[str, str | None]:
             try:
@@ -56,6 +60,15 @@ class FlagStore:
 
         results = await asyncio.gather(*(one(name) for name in SPECS))
         self._apply({name: value for name, value in results if value is not None})
+        self._loaded_seq = seq
+
+    async def _bucket_seq(self) -> int | None:
+        """The last sequence of the bucket's stream (None when it cannot be read: then always reload)."""
+        try:
+            info = await asyncio.wait_for(self.bus.js.stream_info(self._kv._stream), 5.0)
+        except Exception:
+            return None
+        return int(info.state.last_seq)
 
     def _apply(self, overrides: dict[str, str]) -> None:
         if overrides == self._overrides and self.version:
@@ -108,8 +121,11 @@ class FlagStore:
         return dict(self._flags.sources)  # type: ignore[arg-type]
 
     async def refresh(self) -> Flags:
-        """Read the bucket now (a poster checks this right before each post)."""
-        await self._load_all()
+        """The flags as the bucket holds them now (a poster checks this right before each post): one request when
+        nothing changed since the last full read, a full read otherwise."""
+        seq = await self._bucket_seq()
+        if seq is None or seq != self._loaded_seq:
+            await self._load_all()
         return self._flags
 
     async def set(self, name: str, value: str | None, *, actor: str, source: str = "admin") -> Flags:

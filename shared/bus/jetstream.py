@@ -256,8 +256,8 @@ class JetStreamBus:
 
     # --- reading ------------------------------------------------------------------------------------------------
     async def last_seq(self, filter_subject: str | None = None) -> int:
-        info = await self.js.stream_info(self.names.events_stream)
         if filter_subject is None:
+            info = await self.js.stream_info(self.names.events_stream)
             return info.state.last_seq
         try:
             msg = await self.js.get_last_msg(self.names.events_stream, filter_subject)

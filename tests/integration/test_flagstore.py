@@ -44,3 +44,35 @@ async def test_restarted_replica_loads_existing_overrides(bus) -> None:
     await asyncio.wait_for(c.start(), 20)
     assert c.current().AI_QUOTA_CIRCUIT_OPEN is True
     await asyncio.wait_for(c.stop(), 20)
+
+
+async def test_refresh_sees_a_change_made_a_moment_ago_and_reads_little_when_nothing_changed(bus) -> None:
+    """The poster's check right before each post: ``refresh`` must see a change another replica just made (no
+    watch to wait for), and when nothing changed it must not read every key again."""
+    writer, poster = FlagStore(bus, {}), FlagStore(bus, {})
+    await writer.start(watch=False)
+    await poster.start(watch=False)
+    try:
+        assert (await poster.refresh()).POSTING_DISABLED is True
+        await writer.set("POSTING_DISABLED", "false", actor="ops@test")
+        assert (await poster.refresh()).POSTING_DISABLED is False  # at once: no watch, no wait
+        await writer.set("POSTING_DISABLED", None, actor="ops@test")  # a delete moves the bucket too
+        assert (await poster.refresh()).POSTING_DISABLED is True
+
+        gets = 0
+        real_get = poster._kv.get
+
+        async def counting_get(*a, **kw):
+            nonlocal gets
+            gets += 1
+            return await real_get(*a, **kw)
+
+        poster._kv.get = counting_get
+        for _ in range(5):
+            await poster.refresh()
+        assert gets == 0  # unchanged bucket: one stream-info request per refresh, no key reads
+        await writer.set("MIN_QUALITY_SCORE", "0.9", actor="ops@test")
+        assert (await poster.refresh()).MIN_QUALITY_SCORE == 0.9 and gets > 0
+    finally:
+        await writer.stop()
+        await poster.stop()
