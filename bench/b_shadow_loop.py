@@ -11,7 +11,7 @@ which the planner's next drafts use. Every event goes through JetStream.
 The bench is the scheduler (the services' own schedules are off): four loops publish ``cmd.plan``,
 ``cmd.posting``, ``cmd.collect`` and ``cmd.learn`` with ``bus.publish_command`` and wait for each run's
 ``job.completed`` before the next; a loop whose run found nothing to do waits a few milliseconds (the shadow
-clock moves on meanwhile). The learner also learns on its own every ``LEARN_EVERY_N_OUTCOMES``; the bench asks
+clock moves on meanwhile), and the plan loop asks for a run once the queue has room for half a batch. The learner also learns on its own every ``LEARN_EVERY_N_OUTCOMES``; the bench asks
 for one last run once every outcome is in.
 
 The figure is the wall time from the first ``cmd.plan`` to the ``model.updated`` that covers every posted
@@ -342,8 +342,17 @@ async def _drive(ctx: Ctx, bus: JetStreamBus, tally: Tally, runs: Counter[str], 
         asked_at = tally.last_outcome_seq
         return True
 
+    max_queued, batch = int(SETTINGS["PLAN_MAX_QUEUED"]), int(SETTINGS["PLAN_BATCH"])
+
+    def plan_wanted() -> bool:
+        # as a scheduler would: plan once there is room in the queue for half a batch (or for the rest), not for
+        # every single post that leaves it (a run that finds the queue full does nothing but cost a round trip)
+        left = n - len(tally.queued)
+        room = max_queued - (len(tally.queued) - tally.settled)
+        return left > 0 and room >= min(batch // 2, left)
+
     loops: dict[str, Callable[[], bool]] = {
-        "plan": lambda: len(tally.queued) < n,
+        "plan": plan_wanted,
         "posting": lambda: tally.settled < len(tally.queued),
         "collect": lambda: tally.complete < len(tally.posted),
         "learn": learn_wanted,

@@ -37,6 +37,7 @@ from bisect import bisect_left, bisect_right, insort
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from heapq import heappop, heappush
 from typing import Any, Protocol
 
 import msgspec
@@ -111,6 +112,11 @@ class DecisionInfo(msgspec.Struct, frozen=True, kw_only=True):
         return self.decision_type == "reply"
 
 
+def _latest(info: DecisionInfo) -> datetime:
+    """When a decision last mattered: its posting time once posted, else when it was decided."""
+    return max(info.at, info.posted_at or info.at)
+
+
 @dataclass
 class RecentDecisions:
     """The recent-decisions state; see the module docstring. Build it with ``RecentDecisions.empty(...)``."""
@@ -134,6 +140,11 @@ class RecentDecisions:
     _busy_order: dict[bool, list[tuple[datetime, str]]] = field(
         default_factory=lambda: {False: [], True: []}, repr=False
     )
+    #: queued decisions (id -> is a reply), so ``queued`` reads the queue and not the whole window
+    _queued: dict[str, bool] = field(default_factory=dict, repr=False)
+    #: a min-heap of (latest time, id) of the decisions that left the queue, so ``prune`` pops what fell out of
+    #: every window instead of scanning all decisions (an entry made stale by a later change is skipped)
+    _expiry: list[tuple[datetime, str]] = field(default_factory=list, repr=False)
 
     @classmethod
     def empty(cls, *, uniqueness_window_days: float = 30.0, rotation_window_days: float = ROTATION_WINDOW_DAYS
@@ -173,11 +184,8 @@ class RecentDecisions:
 
     def queued(self, *, replies: bool | None = None) -> list[DecisionInfo]:
         """Decisions still queued (``replies``: True only replies, False only posts, None all)."""
-        return [
-            d
-            for d in self.decisions.values()
-            if d.status == "queued" and (replies is None or d.is_reply == replies)
-        ]
+        decisions = self.decisions
+        return [decisions[d] for d, is_reply in self._queued.items() if replies is None or is_reply == replies]
 
     def busy_times(self, *, replies: bool | None = None) -> list[datetime]:
         """Times already taken: the scheduled times of queued decisions and the posting times of posted ones."""
@@ -200,6 +208,12 @@ class RecentDecisions:
         """Keep the busy-time index in step with ``decisions[decision_id]`` (call after every change)."""
         info = self.decisions.get(decision_id)
         new: tuple[datetime, bool] | None = None
+        if info is not None and info.status == "queued":
+            self._queued[decision_id] = info.is_reply
+        else:
+            self._queued.pop(decision_id, None)
+            if info is not None:
+                heappush(self._expiry, (_latest(info), decision_id))
         if info is not None:
             if info.status == "queued":
                 new = (info.scheduled_at or info.at, info.is_reply)
@@ -354,17 +368,19 @@ class RecentDecisions:
         self.reply_rotation.prune(now)
         horizon = max(self.uniqueness_window, self.rotation.window, REPLY_WINDOW)
         cutoff = now - horizon
-        old = [
-            d
-            for d, info in self.decisions.items()
-            if info.status != "queued" and max(info.at, info.posted_at or info.at) < cutoff
-        ]
-        for d in old:
-            self._unindex(d, self.decisions.pop(d).content_hash)
+        expiry, decisions = self._expiry, self.decisions
+        old = 0
+        while expiry and expiry[0][0] < cutoff:
+            _, d = heappop(expiry)
+            info = decisions.get(d)
+            if info is None or info.status == "queued" or _latest(info) >= cutoff:
+                continue  # gone already, back in the queue, or changed since: a later entry stands for it
+            self._unindex(d, decisions.pop(d).content_hash)
             self._track(d)
+            old += 1
         for day in [day for day in self.spend if day < (now - timedelta(days=7)).date()]:
             del self.spend[day]
-        return len(old)
+        return old
 
     def summary(self) -> dict[str, Any]:
         counts: dict[str, int] = {}

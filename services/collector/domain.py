@@ -63,9 +63,13 @@ class CollectorState:
     recorded: set[tuple[str, int]] = field(default_factory=set)
     failures: dict[tuple[str, int], FailureInfo] = field(default_factory=dict)
     events_applied: int = 0
-    #: per horizons asked for: the posted decisions found settled at every one of them (settling is for good,
-    #: so ``due_outcomes`` never looks at them again)
-    settled_all: dict[tuple[int, ...], set[str]] = field(default_factory=dict, compare=False, repr=False)
+    #: posted decision ids in the order first seen, so ``due_outcomes`` takes in only the posts new since its
+    #: last call
+    posted_order: list[str] = field(default_factory=list, compare=False, repr=False)
+    #: per horizons asked for: how far into ``posted_order`` it has looked, and the posts not yet settled at
+    #: every one of them (settling is for good, so a settled post is never looked at again)
+    open_posts: dict[tuple[int, ...], tuple[int, dict[str, None]]] = field(
+        default_factory=dict, compare=False, repr=False)
 
     def settled(self, decision_id: str, horizon: int) -> bool:
         if (decision_id, horizon) in self.recorded:
@@ -80,6 +84,8 @@ INTERESTED = frozenset({"decision.posted", "outcome.recorded", "outcome.collecti
 def evolve(state: CollectorState, event: object) -> CollectorState:
     """Apply one event (in log order). Idempotent: applying an event twice changes nothing the second time."""
     if isinstance(event, DecisionPosted):
+        if event.decision_id not in state.posted:
+            state.posted_order.append(event.decision_id)
         state.posted[event.decision_id] = PostedInfo(
             decision_id=event.decision_id,
             tweet_id=event.tweet_id,
@@ -133,15 +139,18 @@ def due_outcomes(
     (a real tweet is never given a made-up outcome).
     """
     hs = sorted(horizons)
-    done = state.settled_all.setdefault(tuple(hs), set())
+    key = tuple(hs)
+    seen, open_ids = state.open_posts.get(key, (0, {}))
+    order = state.posted_order
+    for d in order[seen:]:
+        open_ids[d] = None
+    state.open_posts[key] = (len(order), open_ids)
     open_posts: list[PostedInfo] = []
-    for d, p in state.posted.items():
-        if d in done:
-            continue
+    for d in list(open_ids):
         if all(state.settled(d, h) for h in hs):  # nothing is ever owed for it again
-            done.add(d)
+            del open_ids[d]
             continue
-        open_posts.append(p)
+        open_posts.append(state.posted[d])
     out: list[Due] = []
     for p in sorted(open_posts, key=lambda p: (p.posted_at, p.decision_id)):
         if p.simulated != simulated:

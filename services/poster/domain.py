@@ -7,6 +7,7 @@ limits, the 226 cooldown, attempts, claims in doubt) survives restarts and is sh
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Literal
@@ -137,6 +138,10 @@ class PostRecord(msgspec.Struct, frozen=True):
     decision_id: str
 
 
+def _at(record: PostRecord) -> datetime:
+    return record.at
+
+
 class PosterState:
     """The poster's projection: decisions still to post, recent posts, the cooldown. Rebuilt by replay."""
 
@@ -204,11 +209,8 @@ class PosterState:
         self.posted_tweet_ids.update(ev.thread_tweet_ids)
         rec = PostRecord(ev.posted_at, ev.simulated, ev.decision_id)
         target = self.replies if ev.decision_type == "reply" else self.posts
-        target.append(rec)
-        target.sort(key=lambda r: r.at)
-        newest = target[-1].at
-        while target and target[0].at < newest - HISTORY:
-            target.pop(0)
+        insort(target, rec, key=_at)  # after equal times: the order a stable sort would give
+        del target[: bisect_left(target, target[-1].at - HISTORY, key=_at)]
 
     # --------------------------------------------------------------------------------------------- read
     def get(self, decision_id: str) -> DecisionView | None:
@@ -251,21 +253,24 @@ class PosterState:
 
     def rate_limit(self, view: DecisionView, now: datetime, flags: Flags, simulated: bool) -> str | None:
         """None when ``view`` may be posted now, else the detail of the limit it hits (counted from the log)."""
+        # the records are in time order: only those of the window are read (bisection), not the 25 h kept
         if view.is_reply:
-            day = [
-                r
-                for r in self.replies
-                if r.simulated == simulated and now - timedelta(hours=24) < r.at <= now
-            ]
-            if len(day) >= flags.REPLY_MAX_PER_DAY:
-                return f"REPLY_MAX_PER_DAY={flags.REPLY_MAX_PER_DAY} reached ({len(day)} in the last 24h)"
+            replies = self.replies
+            hi = bisect_right(replies, now, key=_at)
+            lo = bisect_right(replies, now - timedelta(hours=24), 0, hi, key=_at)
+            day = sum(1 for r in replies[lo:hi] if r.simulated == simulated)
+            if day >= flags.REPLY_MAX_PER_DAY:
+                return f"REPLY_MAX_PER_DAY={flags.REPLY_MAX_PER_DAY} reached ({day} in the last 24h)"
             return None
-        mine = [r for r in self.posts if r.simulated == simulated and r.at <= now]
-        hour = [r for r in mine if now - timedelta(hours=1) < r.at]
-        if len(hour) >= flags.MAX_POSTS_PER_HOUR:
-            return f"MAX_POSTS_PER_HOUR={flags.MAX_POSTS_PER_HOUR} reached ({len(hour)} in the last hour)"
-        if mine and flags.MIN_POST_INTERVAL_MINUTES > 0:
-            last = mine[-1].at
+        posts = self.posts
+        hi = bisect_right(posts, now, key=_at)
+        lo = bisect_right(posts, now - timedelta(hours=1), 0, hi, key=_at)
+        hour = sum(1 for r in posts[lo:hi] if r.simulated == simulated)
+        if hour >= flags.MAX_POSTS_PER_HOUR:
+            return f"MAX_POSTS_PER_HOUR={flags.MAX_POSTS_PER_HOUR} reached ({hour} in the last hour)"
+        mine = next((posts[i] for i in range(hi - 1, -1, -1) if posts[i].simulated == simulated), None)
+        if mine is not None and flags.MIN_POST_INTERVAL_MINUTES > 0:
+            last = mine.at
             if now - last < timedelta(minutes=flags.MIN_POST_INTERVAL_MINUTES):
                 return f"MIN_POST_INTERVAL_MINUTES={flags.MIN_POST_INTERVAL_MINUTES} (last post at {last.isoformat()})"
         return None

@@ -39,3 +39,51 @@ def test_a_year_of_log_keeps_about_a_month_and_the_same_answers(monkeypatch) -> 
             t for t in full.busy_times(replies=replies) if t > now - timedelta(days=7))
     assert pruned.replies_in_last_day(now) == full.replies_in_last_day(now)
     assert pruned.spent_on(now.date()) == full.spent_on(now.date())
+
+
+def test_prune_and_queued_match_a_scan_of_every_decision() -> None:
+    """``prune`` pops from an expiry heap and ``queued`` reads a queue index: both must answer exactly what a scan
+    of every decision would, whatever order statuses changed in (a decision posted long after it was queued
+    stays until its posting time leaves the window)."""
+    import random
+    from datetime import UTC, datetime
+
+    from shared.events import (
+        DecisionPosted,
+        DecisionPostFailed,
+        DecisionQueued,
+        DecisionRejected,
+        DecisionSkipped,
+    )
+
+    rng = random.Random(5)
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    state = RecentDecisions.empty(uniqueness_window_days=30)
+    for i in range(3000):
+        at = t0 + timedelta(hours=i)
+        kw = dict(event_id=f"q{i}", occurred_at=at, decision_id=f"d{i}", content="x", parts=["x"],
+                  bandit_arm="howto:list", generation_source="synthetic", topic_cluster="howto", angle="list",
+                  content_hash=f"h{i}", decision_type="reply" if i % 5 == 0 else "single")
+        state.apply(DecisionSkipped(**kw, gate="quality", skip_reason="low") if i % 7 == 0 else DecisionQueued(**kw))
+        j = rng.randrange(max(0, i - 800), i + 1)  # something happens to an earlier decision
+        later = at + timedelta(minutes=1)
+        kind = rng.random()
+        if kind < 0.5:
+            state.apply(DecisionPosted(event_id=f"p{i}", occurred_at=later, decision_id=f"d{j}", tweet_id=f"t{j}",
+                                       posted_at=later, decision_type="single", bandit_arm="howto:list"))
+        elif kind < 0.6:
+            state.apply(DecisionPostFailed(event_id=f"f{i}", occurred_at=later, decision_id=f"d{j}", attempt=3,
+                                           error="x", final=True))
+        elif kind < 0.65:
+            state.apply(DecisionRejected(event_id=f"r{i}", occurred_at=later, decision_id=f"d{j}", actor="ops"))
+        if i % 97 == 0:
+            now = at - timedelta(days=rng.randrange(0, 20))
+            horizon = max(state.uniqueness_window, state.rotation.window, decisions.REPLY_WINDOW)
+            expected = {d for d, info in state.decisions.items()
+                        if info.status == "queued" or max(info.at, info.posted_at or info.at) >= now - horizon}
+            state.prune(now)
+            assert set(state.decisions) == expected
+        for replies in (None, True, False):
+            assert sorted(d.decision_id for d in state.queued(replies=replies)) == sorted(
+                d.decision_id for d in state.decisions.values()
+                if d.status == "queued" and (replies is None or d.is_reply == replies))
