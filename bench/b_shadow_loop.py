@@ -1,9 +1,8 @@
 """The shadow loop end to end: decisions planned, posted to the simulator, measured and learned.
 
-Four real services run in this process, each a ``ServiceRuntime`` built by its own bootstrap over its own NATS
-connection, ``FlagStore`` and the shared shadow clock (``shared.service.build_context``), exactly as
-``python -m services.<name>`` wires them; only the interpreter is shared, so the figure measures the code and not
-four interpreter start-ups. The planner drafts with the synthetic writer and gates every draft (quality,
+Four real services run as they are deployed, each its own process (``python -m services.<name>``) with its own
+NATS connection and flags, on the shadow clock they share (its epoch is in the flags bucket); the figure starts
+once every one of them is ready, so it measures the loop, not four interpreter start-ups. The planner drafts with the synthetic writer and gates every draft (quality,
 uniqueness, rotation); the poster claims and posts to the simulated X; the collector records the simulated
 audience's outcomes at +1 h and +24 h of the shadow clock; the learner trains and publishes ``model.updated``,
 which the planner's next drafts use. Every event goes through JetStream.
@@ -23,7 +22,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -31,9 +33,9 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from shared.bus import BusNames, JetStreamBus, Projection, ReadItem
+from shared.clock import shared_clock
 from shared.events import (
     Command,
     DecisionPosted,
@@ -153,42 +155,49 @@ class Tally:
                 fut.set_result(ev)
 
 
-@dataclass
 class Service:
-    name: str
-    runtime: Any
-    ctx: Any
+    """One service as it is deployed: its own process (``python -m services.<name>``), logging JSON to a file."""
 
+    def __init__(self, name: str, environ: dict[str, str], home: Path):
+        from shared.embedded import free_port
 
-async def _start(name: str, environ: dict[str, str]) -> Service:
-    import importlib
+        self.name, self.port = name, free_port()
+        self.log = home / f"{name}.log"
+        env = dict(os.environ, **environ, XBOT_HOME=str(home / name), SERVICE_HEALTH_PORT=str(self.port))
+        self.fh = open(self.log, "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen([sys.executable, "-m", f"services.{name}"], env=env, stdout=self.fh,  # noqa: ASYNC220
+                                     stderr=subprocess.STDOUT)
 
-    from shared.config import load_settings
-    from shared.service import ServiceRuntime, build_context
+    async def ready(self, timeout: float) -> None:
+        from .b_restart import _health
 
-    config = importlib.import_module(f"services.{name}.config")
-    settings_cls = {"planner": "PlannerSettings", "poster": "PosterSettings", "collector": "CollectorSettings",
-                    "learner": "LearnerSettings"}[name]
-    settings = load_settings(getattr(config, settings_cls), environ)
-    ctx = await build_context(name, settings, environ)
-    try:
-        parts = await importlib.import_module(f"services.{name}.bootstrap").build(ctx)
-        runtime = ServiceRuntime(name, ctx, parts)
-        await runtime.start()
-    except BaseException:
-        await ctx.flags.stop()
-        await ctx.bus.close()
-        raise
-    return Service(name, runtime, ctx)
+        deadline = time.perf_counter() + timeout
+        while time.perf_counter() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}: {self.tail()}")
+            h = await _health(self.port)
+            if h is not None and h.get("status") == 200:
+                return
+            await asyncio.sleep(0.05)
+        raise TimeoutError(f"{self.name} not ready within {timeout:.0f}s: {self.tail()}")
 
+    def tail(self) -> str:
+        with contextlib.suppress(OSError):
+            return self.log.read_text(errors="replace")[-800:]
+        return ""
 
-async def _stop(svc: Service) -> None:
-    with contextlib.suppress(Exception):
-        await asyncio.wait_for(svc.runtime.stop(), 15)
-    with contextlib.suppress(Exception):
-        await svc.ctx.flags.stop()
-    with contextlib.suppress(Exception):
-        await svc.ctx.bus.close()
+    def lines(self) -> int:
+        with open(self.log, "rb") as fh:
+            return sum(1 for _ in fh)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+        self.fh.close()
 
 
 async def _delete_namespace(bus: JetStreamBus) -> None:
@@ -203,43 +212,11 @@ async def _delete_namespace(bus: JetStreamBus) -> None:
         await bus.js.delete_object_store(n.bucket("snapshots"))
 
 
-class _Logs:
-    """The services log at INFO as JSON, as deployed, into a file (not the bench's terminal); restored after."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self._saved: dict[str, Any] | None = None
-        self._fh: Any = None
-
-    def __enter__(self) -> _Logs:
-        import structlog
-
-        from shared.logging import configure_logging
-
-        self._saved = structlog.get_config()
-        self._fh = open(self.path, "w", encoding="utf-8")  # noqa: SIM115 - closed in __exit__
-        configure_logging(SETTINGS["LOG_FORMAT"], SETTINGS["LOG_LEVEL"])
-        structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=self._fh))
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        import structlog
-
-        if self._saved is not None:
-            structlog.configure(**self._saved)
-        if self._fh is not None:
-            self._fh.close()
-
-    def lines(self) -> int:
-        with open(self.path, "rb") as fh:
-            return sum(1 for _ in fh)
-
-
 async def bench_shadow_loop(ctx: Ctx, n: int | None = None) -> list[Row]:
     n = n or (300 if ctx.quick else 10_000)
     ns = f"sl{uuid.uuid4().hex[:8]}"
     home = Path(tempfile.mkdtemp(prefix="xbot-shadow-loop-"))
-    environ = {"NATS_URL": ctx.nats.url, "XBOT_NAMESPACE": ns, "XBOT_HOME": str(home), **SETTINGS}
+    environ = {"NATS_URL": ctx.nats.url, "XBOT_NAMESPACE": ns, **SETTINGS}
     if ctx.quick:
         environ["LEARN_EVERY_N_OUTCOMES"] = "100"
     from shared.config import CommonSettings, load_settings
@@ -248,34 +225,34 @@ async def bench_shadow_loop(ctx: Ctx, n: int | None = None) -> list[Row]:
     tally = Tally(horizons=len(HORIZONS.split(",")))
     runs: Counter[str] = Counter()
     seconds: dict[str, float] = defaultdict(float)
-    logs = _Logs(home / "services.log")
+    services: list[Service] = []
     try:
-        with logs:
-            bus = await JetStreamBus.connect(ctx.nats.url, names=BusNames(ns), settings=common.stream_settings(),
-                                             name="xbot-bench-shadow-loop")
-            services: list[Service] = []
-            observer: Projection | None = None
-            try:
-                await bus.ensure()
-                ctx.progress("shadow loop: starting planner, poster, collector, learner")
-                for name in SERVICES:
-                    services.append(await _start(name, environ))
-                observer = Projection(bus, lambda item: tally.apply(item, n), name="bench-shadow-loop",
-                                      names=OBSERVED)
-                observer.start()
-                await observer.wait_caught_up(timeout=30)
-                clock = services[0].ctx.clock
-                clock_start = clock.now()
-                wall = await _drive(ctx, bus, tally, runs, seconds, n, deadline_s=180.0 if ctx.quick else 600.0)
-                clock_span_h = (clock.now() - clock_start).total_seconds() / 3600
-            finally:
-                if observer is not None:
-                    await observer.stop()
-                for svc in reversed(services):
-                    await _stop(svc)
-                await _delete_namespace(bus)
-                await bus.close()
-        log_lines = logs.lines()
+        bus = await JetStreamBus.connect(ctx.nats.url, names=BusNames(ns), settings=common.stream_settings(),
+                                         name="xbot-bench-shadow-loop")
+        observer: Projection | None = None
+        try:
+            await bus.ensure()
+            ctx.progress("shadow loop: starting planner, poster, collector, learner")
+            for name in SERVICES:
+                services.append(Service(name, environ, home))
+            for svc in services:
+                await svc.ready(60)
+            observer = Projection(bus, lambda item: tally.apply(item, n), name="bench-shadow-loop",
+                                  names=OBSERVED)
+            observer.start()
+            await observer.wait_caught_up(timeout=30)
+            clock = await shared_clock(bus, SPEED)  # the services' own clock (its epoch is in the bucket)
+            clock_start = clock.now()
+            wall = await _drive(ctx, bus, tally, runs, seconds, n, deadline_s=180.0 if ctx.quick else 600.0)
+            clock_span_h = (clock.now() - clock_start).total_seconds() / 3600
+        finally:
+            if observer is not None:
+                await observer.stop()
+            for svc in reversed(services):
+                svc.stop()
+            await _delete_namespace(bus)
+            await bus.close()
+        log_lines = sum(svc.lines() for svc in services)
     finally:
         shutil.rmtree(home, ignore_errors=True)
 
@@ -291,7 +268,7 @@ async def bench_shadow_loop(ctx: Ctx, n: int | None = None) -> list[Row]:
         f"outcomes {tally.outcome_events:,} (+{HORIZONS.replace(',', ' h, +')} h), models v1..v{version} "
         f"(last trained on {used:,} decisions); job runs (wall s from command to job.completed): "
         f"{', '.join(f'{j} {c} ({seconds[j]:.1f} s)' for j, c in sorted(runs.items()))}; "
-        f"{clock_span_h:.0f} clock hours; {log_lines:,} log lines; services in-process; {settings}"
+        f"{clock_span_h:.0f} clock hours; {log_lines:,} log lines; each service its own process; {settings}"
     )
     name = f"shadow loop: {n:,} decisions planned, posted, measured, learned"
     return [Row(name, wall, "s", goal="< 60 s", met=wall < 60, note=note)]

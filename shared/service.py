@@ -310,6 +310,16 @@ async def serve(name: str, settings: CommonSettings, builder: Builder, environ: 
         await ctx.bus.close()
 
 
+def single_threaded_blas() -> None:
+    """One BLAS thread per service process. A service's numpy work is small (a uniqueness check is one
+    matrix-vector product over the window) and it shares the cores with the other services and NATS: there,
+    OpenBLAS's worker threads spin-wait for each other and made the same product 10x slower than one thread
+    (docs/decisions/0009-benchmarks.md)."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1)
+
+
 def main(name: str, settings_cls: type[CommonSettings], builder_path: str) -> None:
     """Entry point used by ``python -m services.<name>`` and ``xbot service <name>``."""
     import importlib
@@ -321,6 +331,7 @@ def main(name: str, settings_cls: type[CommonSettings], builder_path: str) -> No
         exit_on_config_error(exc, name)
         return
     configure_logging(settings.LOG_FORMAT, settings.LOG_LEVEL, service=name)
+    single_threaded_blas()
     module, _, attr = builder_path.partition(":")
     builder = getattr(importlib.import_module(module), attr)
     try:
