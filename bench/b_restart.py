@@ -117,7 +117,7 @@ class Run:
         self.fh.close()
 
 
-async def bench_restart(ctx: Ctx) -> list[Row]:
+async def bench_restart(ctx: Ctx, services: tuple[str, ...] = (*STATEFUL, "gateway")) -> list[Row]:
     n = 5_000 if ctx.quick else 1_000_000
     every = 1_000 if ctx.quick else 10_000  # the default SNAPSHOT_EVERY_EVENTS; smaller for the small log
     label = f"{n:,}" if n < 1_000_000 else "1M"
@@ -135,7 +135,7 @@ async def bench_restart(ctx: Ctx) -> list[Row]:
     dsn = ctx.pg.url.rsplit("/", 1)[0] + f"/{ns}"
     rows: list[Row] = []
     try:
-        for name in (*STATEFUL, "gateway"):
+        for name in services:
             ctx.progress(f"{name}: first start, full replay of {n:,} events")
             first = Run(ctx, name, ns, log_dir, dsn, every)
             try:
@@ -165,8 +165,8 @@ async def bench_restart(ctx: Ctx) -> list[Row]:
                 secs = float(rebuilt.get("seconds", wall))
                 full_s = float(full)
                 tail = rebuilt.get("events")
-                how = (f"snapshot of seq {rebuilt.get('from_snapshot_seq'):,} ({(snap.get('bytes') or 0) / 1e3:,.0f} kB)"
-                       f" + {tail:,} tail events (kill -9, then {every - 1:,} new); {wall:.2f}s from spawn") if rebuilt.get("from_snapshot_seq") else \
+                how = (f"snapshot of seq {rebuilt.get('from_snapshot_seq'):,} ({(snap.get('bytes') or 0) / 1e3:,.0f} kB,"
+                       f" loaded in {rebuilt.get('snapshot_load_seconds')}s) + {tail:,} tail events (kill -9, then {every - 1:,} new); {wall:.2f}s from spawn") if rebuilt.get("from_snapshot_seq") else \
                       f"no snapshot used; {wall:.2f}s from spawn"
             rows.append(Row(f"restart with {label} events until caught up: {name}", secs, "s", full_s,
                             "full replay (first start)", secs / full_s if full_s else None, "< 2 s", secs < 2, how))

@@ -113,6 +113,7 @@ class ServiceRuntime:
                 "state rebuilt from the log", service=self.name, events=self.projection.applied_count,
                 from_snapshot_seq=self.restored.seq if self.restored else None,
                 snapshot_bytes=self.restored.bytes if self.restored else None,
+                snapshot_load_seconds=round(self.restored.seconds, 3) if self.restored else None,
                 seconds=round(time.monotonic() - t0, 3),
             )
             if self.snapshots is not None:

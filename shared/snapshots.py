@@ -126,13 +126,40 @@ def restore_into(state: Any, blob: bytes, codec: str = "pickle") -> None:
 
 
 async def _get(obs: Any, name: str) -> bytes:
-    """An object's bytes. Into a buffer: nats-py's plain ``get`` appends chunk to bytes (quadratic: 75 s for
-    100 MB here, 2 s this way)."""
-    import io
+    """An object's bytes, checked against its SHA-256 digest. Read here rather than with nats-py's ``get``: its
+    plain form appends chunk to bytes (quadratic: 75 s for 100 MB) and its ``writeinto`` form hands every 128 kB
+    chunk to a thread (0.8 s for 17 MB on a busy machine); this reads the chunks in order from an ordered
+    consumer and joins them once (0.1 s for 17 MB)."""
+    import base64
+    import hashlib
 
-    buf = io.BytesIO()
-    await obs.get(name, writeinto=buf)
-    return buf.getvalue()
+    from nats.js.errors import BadObjectMetaError, DigestMismatchError
+    from nats.js.object_store import OBJ_CHUNKS_PRE_TEMPLATE, OBJ_DIGEST_TYPE
+
+    info = await obs.get_info(name)
+    if not info.nuid or info.is_link():
+        raise BadObjectMetaError
+    size = int(info.size or 0)
+    if size == 0:
+        return b""
+    subject = OBJ_CHUNKS_PRE_TEMPLATE.format(bucket=obs._name, obj=info.nuid)
+    chunks: list[bytes] = []
+    got = 0
+    h = hashlib.sha256()
+    sub = await obs._js.subscribe(subject, ordered_consumer=True, pending_msgs_limit=int(info.chunks or 0) + 16,
+                                  pending_bytes_limit=size + (1 << 20))
+    try:
+        while got < size:
+            msg = await sub.next_msg(timeout=10)
+            chunks.append(msg.data)
+            h.update(msg.data)
+            got += len(msg.data)
+    finally:
+        await sub.unsubscribe()
+    digest = (info.digest or "").replace(OBJ_DIGEST_TYPE, "").replace(OBJ_DIGEST_TYPE.upper(), "")
+    if got != size or h.digest() != base64.urlsafe_b64decode(digest):
+        raise DigestMismatchError
+    return b"".join(chunks)
 
 
 def _created(info: Any) -> str:
