@@ -173,9 +173,6 @@ async def bench_restart(ctx: Ctx, services: tuple[str, ...] = (*STATEFUL, "gatew
             rows.append(Row(f"RSS with state for {label} events: {name}", rss, "MB", goal="report", met=None,
                             note="after the full replay"))
     finally:
-        with contextlib.suppress(Exception):
-            for s in (bus.names.events_stream, bus.names.commands_stream, bus.names.dlq_stream):
-                await bus.js.delete_stream(s)
-            await bus.js.delete_object_store(bus.names.bucket("snapshots"))
+        await bus.delete_namespace()
         await bus.close()
     return rows

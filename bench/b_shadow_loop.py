@@ -200,18 +200,6 @@ class Service:
         self.fh.close()
 
 
-async def _delete_namespace(bus: JetStreamBus) -> None:
-    n = bus.names
-    for s in (n.events_stream, n.commands_stream, n.dlq_stream):
-        with contextlib.suppress(Exception):
-            await bus.js.delete_stream(s)
-    for base in ("flags", "budget"):
-        with contextlib.suppress(Exception):
-            await bus.js.delete_key_value(n.bucket(base))
-    with contextlib.suppress(Exception):
-        await bus.js.delete_object_store(n.bucket("snapshots"))
-
-
 async def bench_shadow_loop(ctx: Ctx, n: int | None = None) -> list[Row]:
     n = n or (300 if ctx.quick else 10_000)
     ns = f"sl{uuid.uuid4().hex[:8]}"
@@ -250,7 +238,7 @@ async def bench_shadow_loop(ctx: Ctx, n: int | None = None) -> list[Row]:
                 await observer.stop()
             for svc in reversed(services):
                 svc.stop()
-            await _delete_namespace(bus)
+            await bus.delete_namespace()
             await bus.close()
         log_lines = sum(svc.lines() for svc in services)
     finally:

@@ -122,17 +122,7 @@ async def bus(nats_url: str, namespace: str) -> AsyncIterator[JetStreamBus]:
 
 
 async def delete_namespace(b: JetStreamBus) -> None:
-    import contextlib
-
-    n = b.names
-    for s in (n.events_stream, n.commands_stream, n.dlq_stream):
-        with contextlib.suppress(Exception):
-            await b.js.delete_stream(s)
-    for base in ("flags", "budget"):
-        with contextlib.suppress(Exception):
-            await b.js.delete_key_value(n.bucket(base))
-    with contextlib.suppress(Exception):
-        await b.js.delete_object_store(n.bucket("snapshots"))
+    await b.delete_namespace()
 
 
 def service_env(nats_url: str, namespace: str, **extra: str) -> dict[str, str]:

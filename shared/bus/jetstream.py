@@ -122,6 +122,18 @@ class JetStreamBus:
                 await self.nc.close()
 
     # --- streams and buckets (idempotent) ---------------------------------------------------------------------
+    async def delete_namespace(self) -> None:
+        """Delete this namespace's streams, buckets and snapshots (tests and benchmarks clean up with it)."""
+        n = self.names
+        for stream in (n.events_stream, n.commands_stream, n.dlq_stream):
+            with contextlib.suppress(Exception):
+                await self.js.delete_stream(stream)
+        for base in ("flags", "budget"):
+            with contextlib.suppress(Exception):
+                await self.js.delete_key_value(n.bucket(base))
+        with contextlib.suppress(Exception):
+            await self.js.delete_object_store(n.bucket("snapshots"))
+
     async def ensure(self) -> None:
         s, n = self.settings, self.names
         configs = [
