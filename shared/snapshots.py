@@ -187,7 +187,8 @@ class SnapshotStore:
         return _created(info), int(info.state.last_seq)
 
     async def save(self, state: Any, seq: int, events_applied: int) -> int:
-        """Write the snapshot; returns its size in bytes. ``state`` is pickled before the first await."""
+        """Write the snapshot; returns its size in bytes. ``state`` is encoded before the first await, so it
+        is the state at ``seq``."""
         codec, blob = encode_state(state)
         created, _ = await self._stream()
         env = SnapshotEnvelope(

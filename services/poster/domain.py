@@ -142,6 +142,14 @@ def _at(record: PostRecord) -> datetime:
     return record.at
 
 
+def _window(records: list[PostRecord], now: datetime, span: timedelta, simulated: bool) -> tuple[int, int]:
+    """(index past the last record at or before ``now``, how many of ``simulated`` fall in ``(now - span, now]``).
+    The records are in time order: only the window is read (bisection), not the 25 h kept."""
+    hi = bisect_right(records, now, key=_at)
+    lo = bisect_right(records, now - span, 0, hi, key=_at)
+    return hi, sum(1 for r in records[lo:hi] if r.simulated == simulated)
+
+
 class PosterState:
     """The poster's projection: decisions still to post, recent posts, the cooldown. Rebuilt by replay."""
 
@@ -253,19 +261,13 @@ class PosterState:
 
     def rate_limit(self, view: DecisionView, now: datetime, flags: Flags, simulated: bool) -> str | None:
         """None when ``view`` may be posted now, else the detail of the limit it hits (counted from the log)."""
-        # the records are in time order: only those of the window are read (bisection), not the 25 h kept
         if view.is_reply:
-            replies = self.replies
-            hi = bisect_right(replies, now, key=_at)
-            lo = bisect_right(replies, now - timedelta(hours=24), 0, hi, key=_at)
-            day = sum(1 for r in replies[lo:hi] if r.simulated == simulated)
+            _, day = _window(self.replies, now, timedelta(hours=24), simulated)
             if day >= flags.REPLY_MAX_PER_DAY:
                 return f"REPLY_MAX_PER_DAY={flags.REPLY_MAX_PER_DAY} reached ({day} in the last 24h)"
             return None
         posts = self.posts
-        hi = bisect_right(posts, now, key=_at)
-        lo = bisect_right(posts, now - timedelta(hours=1), 0, hi, key=_at)
-        hour = sum(1 for r in posts[lo:hi] if r.simulated == simulated)
+        hi, hour = _window(posts, now, timedelta(hours=1), simulated)
         if hour >= flags.MAX_POSTS_PER_HOUR:
             return f"MAX_POSTS_PER_HOUR={flags.MAX_POSTS_PER_HOUR} reached ({hour} in the last hour)"
         mine = next((posts[i] for i in range(hi - 1, -1, -1) if posts[i].simulated == simulated), None)

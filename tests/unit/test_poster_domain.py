@@ -232,6 +232,34 @@ def test_rate_limits_count_posts_from_the_log():
     assert s3.rate_limit(s3.get("a"), T0, LIVE, simulated=False) is None
 
 
+def test_rate_limits_match_a_count_of_every_post_whatever_order_the_log_gave_them():
+    """The limits bisect the time-ordered records: posts seen out of time order, of both kinds, must give the
+    answer a count over every record gives."""
+    import random
+
+    rng = random.Random(3)
+    flags = Flags(MAX_POSTS_PER_HOUR=4, MIN_POST_INTERVAL_MINUTES=7, REPLY_MAX_PER_DAY=3)
+    events = [posted(f"p{i}", T0 - timedelta(minutes=rng.randrange(0, 600)), simulated=rng.random() < 0.3,
+                     dtype="reply" if rng.random() < 0.3 else "single") for i in range(120)]
+    s = build(*events, queued("a"), queued("b", dtype="reply", target_tweet_id="1" * 19))
+    for minutes in range(-600, 60, 13):
+        now = T0 + timedelta(minutes=minutes)
+        for sim in (False, True):
+            mine = [e for e in events if e.simulated == sim and e.decision_type != "reply" and e.posted_at <= now]
+            hour = sum(1 for e in mine if now - timedelta(hours=1) < e.posted_at)
+            last = max((e.posted_at for e in mine), default=None)
+            got = s.rate_limit(s.get("a"), now, flags, simulated=sim)
+            if hour >= 4:
+                assert got is not None and "MAX_POSTS_PER_HOUR" in got
+            elif last is not None and now - last < timedelta(minutes=7):
+                assert got is not None and "MIN_POST_INTERVAL_MINUTES" in got
+            else:
+                assert got is None
+            day = sum(1 for e in events if e.simulated == sim and e.decision_type == "reply"
+                      and now - timedelta(hours=24) < e.posted_at <= now)
+            assert (s.rate_limit(s.get("b"), now, flags, simulated=sim) is not None) == (day >= 3)
+
+
 def test_reply_limit_per_24_hours():
     flags = Flags(REPLY_MAX_PER_DAY=2)
     s = build(
