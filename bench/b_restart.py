@@ -26,7 +26,7 @@ from typing import Any
 
 from shared.embedded import free_port
 
-from .core import Ctx, Row, account_history, publish_stream
+from .core import Ctx, Row, account_history, publish_stream, readyz, stop_process
 
 STATEFUL = ("planner", "replier", "poster", "collector", "learner")
 QUIET = {"PLAN_INTERVAL_MINUTES": "0", "REPLY_INTERVAL_MINUTES": "0", "POSTING_INTERVAL_MINUTES": "0",
@@ -41,22 +41,6 @@ def _log_lines(path: Path) -> list[dict[str, Any]]:
                 with contextlib.suppress(ValueError):
                     out.append(json.loads(line))
     return out
-
-
-async def _health(port: int) -> dict[str, Any] | None:
-    try:
-        reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 1)
-    except (OSError, TimeoutError):
-        return None
-    try:
-        writer.write(b"GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n")
-        await writer.drain()
-        raw = await asyncio.wait_for(reader.read(), 2)
-        return dict(json.loads(raw.split(b"\r\n\r\n", 1)[1]), status=int(raw.split(b" ")[1]))
-    except (OSError, TimeoutError, ValueError, IndexError):
-        return None
-    finally:
-        writer.close()
 
 
 class Run:
@@ -79,7 +63,7 @@ class Run:
         while time.perf_counter() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self.name} exited with {self.proc.returncode}: see {self.log}")
-            h = await _health(self.port)
+            h = await readyz(self.port)
             if h is not None and h.get("status") == 200:
                 pos = h.get("projector_position")
                 if pos is None or pos >= last_seq:
@@ -105,15 +89,7 @@ class Run:
         return float(psutil.Process(self.proc.pid).memory_info().rss / 1e6)
 
     def stop(self, *, crash: bool = False) -> None:
-        if crash:
-            self.proc.kill()
-        else:
-            self.proc.terminate()
-        try:
-            self.proc.wait(60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
+        stop_process(self.proc, crash=crash)
         self.fh.close()
 
 

@@ -49,7 +49,7 @@ from shared.events import (
     utcnow,
 )
 
-from .core import Ctx, Row
+from .core import Ctx, Row, readyz, stop_process
 
 #: the shadow clock: one clock hour every 0.1 s of wall time (+24 h horizons come 2.4 s after a post)
 SPEED = 36_000
@@ -169,13 +169,11 @@ class Service:
                                      stderr=subprocess.STDOUT)
 
     async def ready(self, timeout: float) -> None:
-        from .b_restart import _health
-
         deadline = time.perf_counter() + timeout
         while time.perf_counter() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self.name} exited with {self.proc.returncode}: {self.tail()}")
-            h = await _health(self.port)
+            h = await readyz(self.port)
             if h is not None and h.get("status") == 200:
                 return
             await asyncio.sleep(0.05)
@@ -191,12 +189,7 @@ class Service:
             return sum(1 for _ in fh)
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
+        stop_process(self.proc)
         self.fh.close()
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -132,3 +135,33 @@ async def publish_stream(bus: JetStreamBus, events: Iterator[Any], n: int, progr
         await bus.publish_many(batch)
         done += len(batch)
         progress(f"published {done:,}/{n:,} events")
+
+
+async def readyz(port: int) -> dict[str, Any] | None:
+    """A service's /readyz answer (its JSON body with ``status``), None while it does not answer."""
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 1)
+    except (OSError, TimeoutError):
+        return None
+    try:
+        writer.write(b"GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n")
+        await writer.drain()
+        raw = await asyncio.wait_for(reader.read(), 2)
+        return dict(json.loads(raw.split(b"\r\n\r\n", 1)[1]), status=int(raw.split(b" ")[1]))
+    except (OSError, TimeoutError, ValueError, IndexError):
+        return None
+    finally:
+        writer.close()
+
+
+def stop_process(proc: subprocess.Popen[bytes], *, crash: bool = False) -> None:
+    """SIGTERM (a clean stop) or SIGKILL (``crash``), then wait; a process that will not stop is killed."""
+    if crash:
+        proc.kill()
+    else:
+        proc.terminate()
+    try:
+        proc.wait(60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
