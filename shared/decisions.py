@@ -408,23 +408,35 @@ def replay(events: Iterable[Any], **kw: Any) -> RecentDecisions:
 
 
 class BusyTimes:
-    """Busy times, each with the gap it needs, sorted once: ``earliest_free`` then looks only at the times near
-    a candidate (a bisection), so one plan can try all 24 hourly slots against the same times cheaply."""
+    """Busy times, each with the gap it needs, turned once into the sorted, disjoint intervals they block: a busy
+    time ``q`` with gap ``g`` blocks the open interval ``(q - g, q + g)``, and overlapping intervals are merged
+    (two that only touch stay apart: the point between them is free). ``earliest_free`` is then one bisection,
+    so one plan can try all 24 hourly slots against the same times cheaply, however packed the queue is."""
 
     def __init__(self, busy: Iterable[datetime | tuple[datetime, timedelta]], gap: timedelta) -> None:
-        entries = sorted((b, gap) if isinstance(b, datetime) else b for b in busy)
-        self.times = [q for q, _ in entries]
-        self.gaps = [g for _, g in entries]
-        self.max_gap = max(self.gaps, default=timedelta(0))
+        blocked = sorted((q - g, q + g) for q, g in ((b, gap) if isinstance(b, datetime) else b for b in busy)
+                         if g > timedelta(0))
+        starts: list[datetime] = []
+        ends: list[datetime] = []
+        for lo, hi in blocked:
+            if ends and lo < ends[-1]:  # overlaps the interval before (open intervals: touching is not overlapping)
+                if hi > ends[-1]:
+                    ends[-1] = hi
+            else:
+                starts.append(lo)
+                ends.append(hi)
+        self.starts, self.ends = starts, ends
+        self._n = len(blocked)
 
     def __len__(self) -> int:
-        return len(self.times)
+        return self._n
 
-    def conflicts(self, t: datetime) -> list[datetime]:
-        """``time + gap`` of every busy time closer to ``t`` than its gap (all lie within ``max_gap`` of ``t``)."""
-        lo = bisect_right(self.times, t - self.max_gap)
-        hi = bisect_left(self.times, t + self.max_gap, lo)
-        return [q + g for q, g in zip(self.times[lo:hi], self.gaps[lo:hi], strict=True) if abs(q - t) < g]
+    def first_free(self, t: datetime) -> datetime:
+        """The earliest moment at or after ``t`` that no busy time blocks."""
+        i = bisect_left(self.starts, t) - 1  # the last interval starting before t (t is inside it or after it)
+        if i >= 0 and t < self.ends[i]:
+            return self.ends[i]  # the next interval starts at or after this end, so the end is free
+        return t
 
 
 def earliest_free(
@@ -435,20 +447,12 @@ def earliest_free(
 ) -> datetime | None:
     """The earliest time ``t`` in ``[begin, end)`` at least ``gap`` away from every busy time (None if none).
 
-    A busy entry may carry its own gap: ``(time, gap)``. ``end=None`` means unbounded. Bounded: ``t`` only
-    moves forward, past at least one busy time per step. ``busy`` may be a ``BusyTimes`` built once for many
-    calls (its gaps were given when it was built; ``gap`` is then not used).
+    A busy entry may carry its own gap: ``(time, gap)``. ``end=None`` means unbounded. ``busy`` may be a
+    ``BusyTimes`` built once for many calls (its gaps were given when it was built; ``gap`` is then not used).
     """
     times = busy if isinstance(busy, BusyTimes) else BusyTimes(busy, gap)
-    t = begin
-    for _ in range(len(times) + 1):
-        conflicts = times.conflicts(t)
-        if not conflicts:
-            return t if end is None or t < end else None
-        t = max(conflicts)
-        if end is not None and t >= end:
-            return None
-    return None  # pragma: no cover - unreachable: each step passes at least one busy time
+    t = times.first_free(begin)
+    return t if end is None or t < end else None
 
 
 def hour_window(hour: int, now: datetime, *, days_ahead: int = 0) -> tuple[datetime, datetime]:

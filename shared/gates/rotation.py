@@ -122,8 +122,9 @@ class RotationWindow:
             self._drop(d)
         return len(old)
 
-    def counts(self, now: datetime) -> tuple[int, Counter[str], Counter[str]]:
-        """(n, per-topic counts, per-angle counts) over the in-window queued/posted decisions (keys casefolded)."""
+    def counts(self, now: datetime, *, copy: bool = True) -> tuple[int, Counter[str], Counter[str]]:
+        """(n, per-topic counts, per-angle counts) over the in-window queued/posted decisions (keys casefolded).
+        With ``copy=False`` the counters are this window's own: read them, never change them."""
         last = self._last_counts
         if last is None or last[0] != self._version or last[1] != now:
             old = self._older_than(now - self.window)
@@ -134,6 +135,8 @@ class RotationWindow:
                 _decrement(angles, _key(e.angle))
             last = self._last_counts = (self._version, now, (len(self._entries) - len(old), topics, angles))
         n, topics, angles = last[2]
+        if not copy:
+            return n, topics, angles
         return n, topics.copy(), angles.copy()  # copies: the caller may change them
 
 
@@ -156,9 +159,9 @@ def rotation_gate(
     min_sample: int = DEFAULT_MIN_SAMPLE,
 ) -> GateResult:
     """Block a draft whose topic (angle) share would exceed ``topic_max`` (``angle_max``) once added."""
-    n, topics, angles = window.counts(now)
-    topic_count = topics[_key(topic)]
-    angle_count = angles[_key(angle)]
+    n, topics, angles = window.counts(now, copy=False)  # read only
+    topic_count = topics.get(_key(topic), 0)
+    angle_count = angles.get(_key(angle), 0)
     topic_share = (topic_count + 1) / (n + 1)
     angle_share = (angle_count + 1) / (n + 1)
     enforced = n >= min_sample

@@ -159,6 +159,35 @@ def test_earliest_free_keeps_the_gap_from_every_busy_time() -> None:
     assert earliest_free(start, None, [], gap) == start
 
 
+def _earliest_free_by_steps(begin: datetime, end: datetime | None,
+                            busy: list[tuple[datetime, timedelta]]) -> datetime | None:
+    """The plain definition: move past every busy time closer than its gap until none is."""
+    t = begin
+    for _ in range(len(busy) + 1):
+        conflicts = [q + g for q, g in busy if abs(q - t) < g]
+        if not conflicts:
+            return t if end is None or t < end else None
+        t = max(conflicts)
+    raise AssertionError("no progress")
+
+
+def test_earliest_free_matches_the_plain_definition_on_packed_and_mixed_gaps() -> None:
+    """The merged blocked intervals give the same slot as stepping past each conflict: touching intervals leave
+    their meeting point free, overlapping ones merge, per-entry gaps (replies) and zero gaps are honoured."""
+    rng = np.random.default_rng(3)
+    start = T0.replace(minute=0)
+    for trial in range(300):
+        k = int(rng.integers(0, 40))
+        minutes = rng.integers(0, 240, size=k) if trial % 2 else rng.integers(0, 48, size=k) * 5  # even 5 min ticks
+        gaps = rng.choice([0, 5, 10, 15, 30], size=k)
+        busy = [(start + timedelta(minutes=int(m)), timedelta(minutes=int(g))) for m, g in zip(minutes, gaps, strict=True)]
+        for _ in range(5):
+            begin = start + timedelta(minutes=int(rng.integers(-30, 260)))
+            end = None if rng.random() < 0.3 else begin + timedelta(minutes=int(rng.integers(1, 90)))
+            assert earliest_free(begin, end, busy, timedelta(0)) == _earliest_free_by_steps(begin, end, busy), (
+                trial, begin, end, busy)
+
+
 def test_hour_window_is_the_next_occurrence_of_the_hour() -> None:
     assert hour_window(10, T0) == (T0.replace(second=0), T0.replace(hour=11, minute=0))  # inside it: from now
     begin, end = hour_window(9, T0)  # passed today: tomorrow
