@@ -54,6 +54,16 @@ class ServiceContext:
             await self.projection.wait_for(seq)
         return seq
 
+    async def publish_many_and_apply(self, events: list[Any]) -> list[int]:
+        """Publish many events pipelined (acks awaited together), then wait once until our own projection has
+        applied the last of them (read-your-writes for the whole batch)."""
+        if not events:
+            return []
+        seqs = await self.bus.publish_many(events)
+        if self.projection is not None:
+            await self.projection.wait_for(max(seqs))
+        return seqs
+
 
 @dataclass
 class ServiceParts:

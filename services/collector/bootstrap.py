@@ -34,6 +34,7 @@ async def build(ctx: ServiceContext) -> ServiceParts:
         flags=ctx.flags.current,
         clock=ctx.clock,
         publish=ctx.publish_and_apply,
+        publish_many=ctx.publish_many_and_apply,
         open_x=browser_opener(s) if s.username() else None,
         simulator=simulator(),
     )

@@ -30,6 +30,10 @@ log = structlog.get_logger("collector")
 ACCOUNT_ERRORS = (XLoggedOut, XRateLimited, XAutomatedError)
 
 Publish = Callable[[Event], Awaitable[int]]
+PublishMany = Callable[[list[Event]], Awaitable[list[int]]]
+
+#: shadow outcomes published per pipelined batch (one round of acks, one wait for our projection)
+SHADOW_PUBLISH_CHUNK = 500
 OpenX = Callable[[], Awaitable[XAccount]]
 
 
@@ -53,6 +57,8 @@ class CollectorDeps:
     publish: Publish  # publish and wait until our projection applied it (read-your-writes)
     open_x: OpenX | None  # the browser adapter, opened per run in live mode
     simulator: SimulatedMetrics | None  # shadow mode
+    #: many events at once, pipelined, then one wait for our projection (None: ``publish`` one by one)
+    publish_many: PublishMany | None = None
 
 
 def _fmt_er(er: float | None) -> str:
@@ -82,15 +88,27 @@ async def _collect_shadow(cmd: Command, deps: CollectorDeps) -> dict[str, int]:
         return {"_skipped": 1}
     counts: Counter[str] = Counter()
     # Shadow reads are free and exact at any horizon, so nothing is ever "missed" and no per-run cap applies.
-    for due in due_outcomes(deps.state, now, s.horizons(), simulated=True, max_attempts=s.COLLECT_MAX_ATTEMPTS):
-        ev = outcome_recorded(due, deps.simulator.metrics(due), simulated=True, now=now, correlation_id=cmd.run_id)
-        await deps.publish(ev)
-        counts["recorded"] += 1
-        log.info(
-            f"[ANALYTICS_COLLECTOR] ✅ Stored simulated outcome decision_id={ev.decision_id} "
-            f"ER={_fmt_er(ev.er_calculated)}",
-            horizon_hours=ev.horizon_hours,
-        )
+    # Simulated reads cost nothing and need no browser, so a run's outcomes are published pipelined, a chunk at a
+    # time (each event's id is derived from its decision and horizon: a redelivered run's repeats are dropped by
+    # the stream's duplicate window, and the state has applied them before the next run computes what is due).
+    due_list = due_outcomes(deps.state, now, s.horizons(), simulated=True, max_attempts=s.COLLECT_MAX_ATTEMPTS)
+    chunk = SHADOW_PUBLISH_CHUNK if deps.publish_many is not None else 1
+    for start in range(0, len(due_list), chunk):
+        events = [
+            outcome_recorded(due, deps.simulator.metrics(due), simulated=True, now=now, correlation_id=cmd.run_id)
+            for due in due_list[start:start + chunk]
+        ]
+        if deps.publish_many is not None:
+            await deps.publish_many(events)
+        else:
+            await deps.publish(events[0])
+        for ev in events:
+            counts["recorded"] += 1
+            log.info(
+                f"[ANALYTICS_COLLECTOR] ✅ Stored simulated outcome decision_id={ev.decision_id} "
+                f"ER={_fmt_er(ev.er_calculated)}",
+                horizon_hours=ev.horizon_hours,
+            )
     if not counts:
         log.info("[ANALYTICS_COLLECTOR] nothing due", mode="shadow")
     return dict(counts)
