@@ -1,28 +1,33 @@
 """The planner's pure core: what to write next, when to post it, and whether it may be queued.
 
-For each draft of a ``plan`` run (no I/O here; the handler does the LLM calls and the publishing):
+For the drafts of a ``plan`` run (no I/O here; the handler does the LLM calls and the publishing):
 
-1. **Arm** -- a content arm ``<topic>:<angle>`` by Thompson sampling from the latest ``model.updated``
+1. **Arm** (``pick``) -- a content arm ``<topic>:<angle>`` by Thompson sampling from the latest ``model.updated``
    posteriors of scope ``content`` (uniform Beta(1, 1) for an arm without one, so before any model every arm
    is equally likely). Arms whose topic or angle the rotation gate would block right now are left out first
-   (when at least one arm remains), so no LLM money is spent on a draft that cannot be queued.
+   (when at least one arm remains), so no LLM money is spent on a draft that cannot be queued. A run picks
+   every draft's arm before it writes any, each pick counting the run's earlier picks as queued.
 2. **Type** -- ``thread`` with probability ``thread_ratio``, else ``single``.
-3. **Slot** -- an hour by UCB1 over the 24 hourly slots of the model (every hour untried before any model),
-   among the hours whose next occurrence still has room; ``scheduled_at`` is the earliest moment of that
-   occurrence that keeps ``gap`` (``MIN_POST_INTERVAL_MINUTES``, or 60 / ``MAX_POSTS_PER_HOUR`` minutes when
-   that is longer, so the poster can honour both) from every queued and recent post, and
-   ``MIN_POST_INTERVAL_MINUTES`` from every queued and recent reply (replies are not under the hourly cap).
-4. **Judge** -- after the draft and its embedding come back: the gate chain (quality, uniqueness over every
-   queued and posted decision of the window, rotation over the last 7 days), then ``decision.queued`` or
-   ``decision.skipped`` (see ``shared.decisions.judge_draft``).
+3. **Slot** (``slot``, once the draft is written and embedded, right before it is judged) -- an hour by UCB1
+   over the 24 hourly slots of the model (every hour untried before any model), among the hours whose next
+   occurrence still has room; ``scheduled_at`` is the earliest moment of that occurrence that keeps ``gap``
+   (``MIN_POST_INTERVAL_MINUTES``, or 60 / ``MAX_POSTS_PER_HOUR`` minutes when that is longer, so the poster can
+   honour both) from every queued and recent post, and ``MIN_POST_INTERVAL_MINUTES`` from every queued and
+   recent reply (replies are not under the hourly cap).
+4. **Judge** -- the gate chain (quality, uniqueness over every queued and posted decision of the window,
+   rotation over the last 7 days), then ``decision.queued`` or ``decision.skipped`` (see
+   ``shared.decisions.judge_draft``), one draft after another, each against the state with the run's earlier
+   drafts applied.
 
 ``predicted_er`` comes from the latest model's ER predictor, ``None`` when there is none (never made up).
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 import msgspec
 import numpy as np
@@ -31,6 +36,7 @@ from shared.decisions import BusyTimes, RecentDecisions, earliest_free, hour_win
 from shared.events import ArmState, ModelUpdated
 from shared.flags import Flags
 from shared.gates import GateConfig, RotationWindow, rotation_gate
+from shared.gates.rotation import rotation_key
 from shared.learning.arms import CONTENT_SCOPE, HOURS, default_content_arms, split_arm, timing_arm
 from shared.learning.bandits import thompson_choose, ucb1_choose
 
@@ -96,8 +102,26 @@ def posteriors(model: ModelUpdated | None, scope: str) -> dict[tuple[str, str], 
     return {(a.scope, a.arm): a for a in model.arms if a.scope == scope}
 
 
-def eligible_arms(arms: Sequence[str], window: RotationWindow, now: datetime, gate: GateConfig) -> list[str]:
-    """The arms whose topic and angle the rotation gate would let through now (all of them when none would)."""
+class _WithPending:
+    """A rotation window as it would be with the drafts planned earlier in the same run queued too (a run picks
+    every arm before it writes, so later picks see the earlier ones). Read-only, for ``rotation_gate``."""
+
+    def __init__(self, window: RotationWindow, pending: Sequence[tuple[str, str]]):
+        self.window, self.pending = window, pending
+
+    def counts(self, now: datetime, *, copy: bool = True) -> tuple[int, Counter[str], Counter[str]]:
+        n, topics, angles = self.window.counts(now, copy=True)
+        for topic, angle in self.pending:
+            topics[rotation_key(topic)] += 1
+            angles[rotation_key(angle)] += 1
+        return n + len(self.pending), topics, angles
+
+
+def eligible_arms(arms: Sequence[str], window: RotationWindow, now: datetime, gate: GateConfig,
+                  pending: Sequence[tuple[str, str]] = ()) -> list[str]:
+    """The arms whose topic and angle the rotation gate would let through now (all of them when none would),
+    counting ``pending`` ``(topic, angle)`` drafts of this run as queued."""
+    view: Any = _WithPending(window, pending) if pending else window
     ok: list[str] = []
     verdicts: dict[tuple[str, str], bool] = {}
     for arm in arms:
@@ -105,7 +129,7 @@ def eligible_arms(arms: Sequence[str], window: RotationWindow, now: datetime, ga
         key = (topic, angle)
         if key not in verdicts:
             verdicts[key] = rotation_gate(
-                topic, angle, window, now=now, topic_max=gate.topic_max, angle_max=gate.angle_max,
+                topic, angle, view, now=now, topic_max=gate.topic_max, angle_max=gate.angle_max,
                 min_sample=gate.min_sample,
             ).passed
         if verdicts[key]:
@@ -113,8 +137,9 @@ def eligible_arms(arms: Sequence[str], window: RotationWindow, now: datetime, ga
     return ok or list(arms)
 
 
-def choose_arm(state: RecentDecisions, policy: PlanPolicy, now: datetime, rng: np.random.Generator) -> str:
-    arms = eligible_arms(policy.content_arms(), state.rotation, now, policy.gate)
+def choose_arm(state: RecentDecisions, policy: PlanPolicy, now: datetime, rng: np.random.Generator,
+               pending: Sequence[tuple[str, str]] = ()) -> str:
+    arms = eligible_arms(policy.content_arms(), state.rotation, now, policy.gate, pending)
     return thompson_choose(posteriors(state.model, CONTENT_SCOPE), arms, rng, scope=CONTENT_SCOPE)
 
 
@@ -142,6 +167,49 @@ def choose_slot(
     return hour, at
 
 
+class Pick(msgspec.Struct, frozen=True, kw_only=True):
+    """What one draft will be about, before a word is written (its slot is chosen once it has passed the gates)."""
+
+    decision_id: str
+    bandit_arm: str
+    topic: str
+    angle: str
+    decision_type: str
+    model_version: int | None
+    seed: int
+
+
+def pick(
+    state: RecentDecisions,
+    policy: PlanPolicy,
+    now: datetime,
+    rng: np.random.Generator,
+    *,
+    decision_id: str,
+    pending: Sequence[tuple[str, str]] = (),
+) -> Pick:
+    """Arm and type of the next draft (steps 1 and 2 of the module docstring), ``pending`` drafts counted."""
+    arm = choose_arm(state, policy, now, rng, pending)
+    topic, angle = split_arm(arm)
+    decision_type = "thread" if rng.random() < policy.thread_ratio else "single"
+    return Pick(
+        decision_id=decision_id, bandit_arm=arm, topic=topic, angle=angle, decision_type=decision_type,
+        model_version=state.model.version if state.model is not None else None,
+        seed=int(rng.integers(0, 2**31 - 1)),
+    )
+
+
+def slot(state: RecentDecisions, policy: PlanPolicy, now: datetime, rng: np.random.Generator) -> tuple[int, datetime]:
+    """Hour and ``scheduled_at`` for a draft queued now (step 3 of the module docstring)."""
+    reply_gap = timedelta(minutes=policy.min_interval_minutes)
+    # Every slot tried starts at now (to the second) or later and only moves forward, so a busy time more than its
+    # gap before that can never conflict: only the recent and future ones are read (the same slot results).
+    since = now - max(policy.gap, reply_gap) - timedelta(seconds=1)
+    busy: list[datetime | tuple[datetime, timedelta]] = [*state.busy_since(since, replies=False)]
+    busy += [(t, reply_gap) for t in state.busy_since(since, replies=True)]
+    return choose_slot(state.model, busy, now, policy.gap, rng)
+
+
 def choose(
     state: RecentDecisions,
     policy: PlanPolicy,
@@ -150,26 +218,18 @@ def choose(
     *,
     decision_id: str,
 ) -> Choice:
-    """Arm, type and slot of the next draft (see the module docstring)."""
-    arm = choose_arm(state, policy, now, rng)
-    topic, angle = split_arm(arm)
-    decision_type = "thread" if rng.random() < policy.thread_ratio else "single"
-    reply_gap = timedelta(minutes=policy.min_interval_minutes)
-    # Every slot tried starts at now (to the second) or later and only moves forward, so a busy time more than its
-    # gap before that can never conflict: only the recent and future ones are read (the same slot results).
-    since = now - max(policy.gap, reply_gap) - timedelta(seconds=1)
-    busy: list[datetime | tuple[datetime, timedelta]] = [*state.busy_since(since, replies=False)]
-    busy += [(t, reply_gap) for t in state.busy_since(since, replies=True)]
-    hour, at = choose_slot(state.model, busy, now, policy.gap, rng)
+    """Arm, type and slot of one draft at once (see the module docstring)."""
+    p = pick(state, policy, now, rng, decision_id=decision_id)
+    hour, at = slot(state, policy, now, rng)
     return Choice(
         decision_id=decision_id,
-        bandit_arm=arm,
-        topic=topic,
-        angle=angle,
-        decision_type=decision_type,
+        bandit_arm=p.bandit_arm,
+        topic=p.topic,
+        angle=p.angle,
+        decision_type=p.decision_type,
         hour=hour,
         timing_arm=timing_arm(hour),
         scheduled_at=at,
-        model_version=state.model.version if state.model is not None else None,
-        seed=int(rng.integers(0, 2**31 - 1)),
+        model_version=p.model_version,
+        seed=p.seed,
     )

@@ -1,5 +1,11 @@
 """The ``plan`` job: write ``PLAN_BATCH`` drafts, gate them, queue or skip each one.
 
+A run picks every draft's arm and type first, writes the drafts, embeds them all in ONE call (one OpenAI
+round trip per run in live mode, not one per draft), compares them with the uniqueness index in one matrix
+product (``UniquenessIndex.prepare``), then slots, judges and publishes them one after another, each against
+the state with the run's earlier drafts applied (read-your-writes), so the gates see exactly what they would
+one draft at a time.
+
 Dependencies are parameters (``PlanDeps``), wired in ``bootstrap.py``. Shadow mode writes with the synthetic
 writer and the local embedder (``generation_source='synthetic'``); live mode with the real LLM through
 ``GuardedLLM`` (circuit breaker, shared budget, an ``llm.*`` event per call; ``generation_source='real'``).
@@ -34,9 +40,10 @@ from shared.decisions import (
 from shared.events import Command, DecisionQueued, float32_bytes
 from shared.flags import Flags
 from shared.gates import format_block_line
-from shared.llm.port import DraftRequest, LLMFailure
+from shared.learning.arms import timing_arm
+from shared.llm.port import Draft, DraftRequest, LLMFailure
 
-from .domain import choose, policy_from
+from .domain import Pick, PlanPolicy, pick, policy_from, slot
 
 log = structlog.get_logger("planner")
 
@@ -108,68 +115,104 @@ async def _plan(cmd: Command, deps: PlanDeps, evt_prefix: str) -> dict[str, int]
     rng = run_rng(deps.seed, cmd.run_id)
     deps.state.prune(deps.clock())
 
+    # 1. what each draft will be about (arm, type), every pick counting the run's earlier picks as queued
+    picks: list[Pick] = []
+    pending: list[tuple[str, str]] = []
     for i in range(n):
         decision_id = decision_id_for(cmd.run_id, i)
         if decision_id in deps.state.decisions:
             counts["duplicate"] += 1  # a redelivered run: this draft is already in the log
             continue
-        now = deps.clock()
-        choice = choose(deps.state, policy, now, rng, decision_id=decision_id)
+        p = pick(deps.state, policy, deps.clock(), rng, decision_id=decision_id, pending=pending)
+        pending.append((p.topic, p.angle))
+        picks.append(p)
+
+    # 2. the drafts, then 3. their embeddings in one call
+    drafts: list[tuple[Pick, Draft]] = []
+    for p in picks:
         request = DraftRequest(
-            kind="plan", topic=choice.topic, angle=choice.angle, decision_type=choice.decision_type,  # type: ignore[arg-type]
-            seed=choice.seed,
+            kind="plan", topic=p.topic, angle=p.angle, decision_type=p.decision_type,  # type: ignore[arg-type]
+            seed=p.seed,
         )
         try:
-            result = await writer.draft(request, correlation_id=cmd.run_id)
-            draft = result.draft
-            embedded = await writer.embed([draft.text], correlation_id=cmd.run_id)
+            drafts.append((p, (await writer.draft(request, correlation_id=cmd.run_id)).draft))
         except LLMFailure as exc:
             counts["failed"] += 1
-            if live:
-                log.warning(LLM_FAILED_LINE, decision_id=decision_id, reason=exc.reason, detail=exc.detail[:300])
-            else:
-                log.warning("[PLAN_JOB] synthetic writer failed", decision_id=decision_id, reason=exc.reason)
+            _log_failure(exc, p.decision_id, live)
             break  # the next call would meet the same circuit, budget or outage
-        now = deps.clock()
-        features = draft_features(
-            draft.parts, decision_type=choice.decision_type, topic=choice.topic, angle=choice.angle, hour=choice.hour
-        )
-        event, outcome = judge_draft(
-            decision_id=decision_id,
-            decision_type=choice.decision_type,
-            parts=draft.parts,
-            bandit_arm=choice.bandit_arm,
-            topic=choice.topic,
-            angle=choice.angle,
-            embedding=float32_bytes(embedded.vectors[0]),
-            embedding_model=embedded.model,
-            generation_source=source,
-            state=deps.state,
-            now=now,
-            live=live,
-            gate=policy.gate,
-            scheduled_at=choice.scheduled_at,
-            timing_arm=choice.timing_arm,
-            predict=lambda f: predicted_er(deps.state.model, f, deps.predict),
-            features=features,
-            model_version=choice.model_version,
-            correlation_id=cmd.run_id,
-            event_id=f"{decision_id}:draft",
-        )
-        if not await publish_draft(deps.publish, event, evt_prefix):
-            counts["duplicate"] += 1
-            continue
-        if isinstance(event, DecisionQueued):
-            counts["queued"] += 1
-            at = event.scheduled_at.isoformat() if event.scheduled_at else None
-            if live:
-                log.info(f"[PLAN_JOB] ✅ Real LLM content generated (decision_id={decision_id}, status=queued, "
-                         f"scheduled_at={at})")
-            else:
-                log.info(f"[PLAN_JOB] ✅ Synthetic content generated (decision_id={decision_id}, status=queued, "
-                         f"scheduled_at={at})")
-        else:
-            counts["skipped"] += 1
-            assert outcome.blocked_by is not None
-            log.info(format_block_line(decision_id, outcome.blocked_by), details=outcome.blocked_by.details)
+    if not drafts:
+        return counts
+    try:
+        embedded = await writer.embed([d.text for _, d in drafts], correlation_id=cmd.run_id)
+    except LLMFailure as exc:
+        counts["failed"] += len(drafts)
+        _log_failure(exc, drafts[0][0].decision_id, live)
+        return counts
+    embeddings = [float32_bytes(v) for v in embedded.vectors]
+
+    # 4. judge one after another, each against the state with the run's earlier drafts applied: the similarities
+    # to the rows indexed before the run come from one matrix product, the rest is computed per draft
+    index = deps.state.index_for(embedded.model)
+    index.prepare(embeddings)
+    try:
+        for (p, draft), embedding in zip(drafts, embeddings, strict=True):
+            await _judge_and_publish(p, draft, embedding, embedded.model, deps, policy, rng, cmd, evt_prefix, counts,
+                                     live=live, source=source)
+    finally:
+        index.forget_prepared()
     return counts
+
+
+def _log_failure(exc: LLMFailure, decision_id: str, live: bool) -> None:
+    if live:
+        log.warning(LLM_FAILED_LINE, decision_id=decision_id, reason=exc.reason, detail=exc.detail[:300])
+    else:
+        log.warning("[PLAN_JOB] synthetic writer failed", decision_id=decision_id, reason=exc.reason)
+
+
+async def _judge_and_publish(
+    p: Pick, draft: Draft, embedding: bytes, embedding_model: str, deps: PlanDeps, policy: PlanPolicy,
+    rng: np.random.Generator, cmd: Command, evt_prefix: str, counts: dict[str, int], *, live: bool, source: str,
+) -> None:
+    now = deps.clock()
+    hour, scheduled_at = slot(deps.state, policy, now, rng)
+    decision_id = p.decision_id
+    features = draft_features(draft.parts, decision_type=p.decision_type, topic=p.topic, angle=p.angle, hour=hour)
+    event, outcome = judge_draft(
+        decision_id=decision_id,
+        decision_type=p.decision_type,
+        parts=draft.parts,
+        bandit_arm=p.bandit_arm,
+        topic=p.topic,
+        angle=p.angle,
+        embedding=embedding,
+        embedding_model=embedding_model,
+        generation_source=source,
+        state=deps.state,
+        now=now,
+        live=live,
+        gate=policy.gate,
+        scheduled_at=scheduled_at,
+        timing_arm=timing_arm(hour),
+        predict=lambda f: predicted_er(deps.state.model, f, deps.predict),
+        features=features,
+        model_version=p.model_version,
+        correlation_id=cmd.run_id,
+        event_id=f"{decision_id}:draft",
+    )
+    if not await publish_draft(deps.publish, event, evt_prefix):
+        counts["duplicate"] += 1
+        return
+    if isinstance(event, DecisionQueued):
+        counts["queued"] += 1
+        at = event.scheduled_at.isoformat() if event.scheduled_at else None
+        if live:
+            log.info(f"[PLAN_JOB] ✅ Real LLM content generated (decision_id={decision_id}, status=queued, "
+                     f"scheduled_at={at})")
+        else:
+            log.info(f"[PLAN_JOB] ✅ Synthetic content generated (decision_id={decision_id}, status=queued, "
+                     f"scheduled_at={at})")
+    else:
+        counts["skipped"] += 1
+        assert outcome.blocked_by is not None
+        log.info(format_block_line(decision_id, outcome.blocked_by), details=outcome.blocked_by.details)

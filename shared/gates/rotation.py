@@ -38,6 +38,10 @@ def _key(label: str) -> str:
     return " ".join(label.casefold().split())
 
 
+#: how topics and angles are compared (casefolded, whitespace collapsed)
+rotation_key = _key
+
+
 class RotationEntry(msgspec.Struct, frozen=True):
     decision_id: str
     topic: str

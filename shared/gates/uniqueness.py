@@ -71,6 +71,12 @@ class UniquenessIndex:
         self._hashes: list[str] = []
         self._row: dict[str, int] = {}
         self._by_hash: dict[str, set[str]] = {}
+        #: bumped whenever a row that is not the newest changes (replaced, moved, pruned): similarities computed
+        #: before against the rows then in use are stale once it moves
+        self._version = 0
+        #: ``prepare``'s similarities, per draft embedding, to rows ``[0, n)`` as of index version ``v``
+        self._prepared: dict[bytes, np.ndarray] = {}
+        self._prepared_at = (-1, 0)
 
     def __getstate__(self) -> dict[str, Any]:
         """For snapshots: only the rows in use (the spare capacity is uninitialised memory)."""
@@ -78,10 +84,11 @@ class UniquenessIndex:
         state = dict(self.__dict__)
         state["_matrix"] = None if self._matrix is None else self._matrix[:n].copy()
         state["_times"] = self._times[:n].copy()
+        state["_prepared"], state["_prepared_at"] = {}, (-1, 0)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
+        self.__dict__.update({"_version": 0, "_prepared": {}, "_prepared_at": (-1, 0), **state})
         n, cap = len(self._ids), self._capacity
         times = np.empty(cap, dtype=np.float64)
         times[:n] = state["_times"]
@@ -134,6 +141,7 @@ class UniquenessIndex:
             self._hashes.append(content_hash)
             self._row[decision_id] = row
         else:
+            self._version += 1
             self._unlink_hash(decision_id, self._hashes[row])
             self._hashes[row] = content_hash
         matrix = self._matrix  # read after _grow, which may reallocate it
@@ -188,6 +196,7 @@ class UniquenessIndex:
         row = self._row.pop(decision_id, None)
         if row is None:
             return False
+        self._version += 1
         self._unlink_hash(decision_id, self._hashes[row])
         last = len(self._ids) - 1
         if row != last:
@@ -211,6 +220,7 @@ class UniquenessIndex:
         dropped = n - int(keep.sum())
         if dropped == 0:
             return 0
+        self._version += 1
         kept_rows = np.flatnonzero(keep)
         assert self._matrix is not None
         self._matrix[: len(kept_rows)] = self._matrix[kept_rows]
@@ -223,6 +233,34 @@ class UniquenessIndex:
         for d, h in zip(ids, hashes, strict=True):
             self._by_hash.setdefault(h, set()).add(d)
         return dropped
+
+    def prepare(self, embeddings: Sequence[bytes]) -> None:
+        """Compare a batch of drafts with every row in use now in ONE matrix product. A later ``check`` of one of
+        these embeddings (float32 bytes, as the drafts carry them) then reuses its row of that product and only
+        computes against the rows added since; if any older row changed meanwhile it computes afresh. The batch
+        replaces the one before; ``forget_prepared`` drops it."""
+        self._prepared = {}
+        n = len(self._ids)
+        if n == 0 or self._matrix is None or not embeddings:
+            return
+        vecs = np.stack([as_unit_vector(e, self.dim) for e in embeddings])
+        sims = vecs @ self._matrix[:n].T
+        self._prepared = {bytes(e): sims[i] for i, e in enumerate(embeddings)}
+        self._prepared_at = (self._version, n)
+
+    def forget_prepared(self) -> None:
+        self._prepared = {}
+
+    def _similarities(self, embedding: Any, vec: np.ndarray, n: int) -> np.ndarray:
+        """Cosine of ``vec`` with rows ``[0, n)``: from ``prepare``'s product when it is still current."""
+        assert self._matrix is not None
+        pre = self._prepared.get(embedding) if self._prepared and isinstance(embedding, bytes) else None
+        version, upto = self._prepared_at
+        if pre is None or version != self._version or upto > n:
+            return self._matrix[:n] @ vec
+        if upto == n:
+            return pre
+        return np.concatenate([pre, self._matrix[upto:n] @ vec])
 
     def ids(self) -> list[str]:
         return list(self._ids)
@@ -244,7 +282,7 @@ class UniquenessIndex:
             return Match(hash_match, None, 0.0, 0)
         assert self._matrix is not None
         vec = as_unit_vector(embedding, self.dim)
-        sims = self._matrix[:n] @ vec
+        sims = self._similarities(embedding, vec, n)
         valid = self._times[:n] >= cutoff
         for d in excluded:
             row = self._row.get(d)

@@ -124,7 +124,8 @@ async def test_live_plan_on_cmd_plan_queues_real_content_and_logs_the_seed_line(
             assert SEED_LINE.format(q.decision_id, q.scheduled_at.isoformat()) in messages
         async with httpx.AsyncClient() as client:
             health = (await client.get(f"http://127.0.0.1:{proc.port}/healthz")).json()
-        assert health["mode"] == "live" and health["decisions"] == {"queued": 3} and health["llm_calls"] == 6
+        # three drafts and ONE embedding call for the run's three drafts
+        assert health["mode"] == "live" and health["decisions"] == {"queued": 3} and health["llm_calls"] == 4
     finally:
         assert proc.stop() == 0
 

@@ -119,13 +119,15 @@ async def test_live_plan_queues_real_drafts_with_every_field(bus: JetStreamBus, 
     # spaced at least MIN_POST_INTERVAL (and one per hour, MAX_POSTS_PER_HOUR=1) apart
     times = sorted(q.scheduled_at for q in queued)
     assert all((b - a).total_seconds() >= 3600 for a, b in zip(times, times[1:], strict=False))
-    # every LLM call is an llm.* event with tokens and cost: a chat and an embedding per draft
+    # every LLM call is an llm.* event with tokens and cost: a chat per draft, ONE embedding call for the run
     calls = await events_of(bus, "llm.call_completed", "llm.call_failed")
-    assert len(calls) == 6 and all(isinstance(c, LlmCallCompleted) for c in calls)
-    assert {c.kind for c in calls} == {"chat", "embedding"}
+    assert len(calls) == 4 and all(isinstance(c, LlmCallCompleted) for c in calls)
+    assert sorted(c.kind for c in calls) == ["chat", "chat", "chat", "embedding"]
     assert all(c.total_tokens > 0 and c.cost_usd > 0 and c.service == "planner" for c in calls)
-    chats = [r for r in fake_llm.requests[-6:] if r["path"] == "/v1/chat/completions"]
+    chats = [r for r in fake_llm.requests[-4:] if r["path"] == "/v1/chat/completions"]
     assert len(chats) == 3 and all(r["headers"]["authorization"] == "Bearer test-key" for r in chats)
+    embeds = [r for r in fake_llm.requests[-4:] if r["path"] == "/v1/embeddings"]
+    assert len(embeds) == 1
 
 
 @pytest.mark.parametrize("mode,reason", [("rate_limit", "rate_limited"), ("server_error", "api_error")])

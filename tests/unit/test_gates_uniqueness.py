@@ -215,3 +215,39 @@ def test_100k_by_256_window_finds_the_planted_near_duplicate():
         rng.standard_normal(dim, dtype=np.float32), "h99999", index, threshold=0.85, now=NOW
     )
     assert fresh.reason == "duplicate_hash" and fresh.details["duplicate_of"] == "d99999"
+
+
+def test_a_prepared_batch_gives_the_same_answers_as_checking_each_draft_afresh():
+    """``prepare`` computes a batch's similarities in one product; ``check`` must still see every row in use at
+    its own time: rows added since (the batch's own queued drafts), and a fresh computation after a row was
+    replaced, removed or pruned."""
+    index, _ = filled(300, days_span=9.0)
+    drafts = [d.astype(np.float32).tobytes() for d in rng_vectors(12, seed=11)]
+    index.prepare(drafts)
+    fresh = UniquenessIndex(window_days=7)
+
+    def same(i: int, now: datetime) -> None:
+        got = index.check(drafts[i], "h", now=now, exclude=("d5",))
+        index_prepared, index._prepared = index._prepared, {}  # the same check without the prepared product
+        want = index.check(drafts[i], "h", now=now, exclude=("d5",))
+        index._prepared = index_prepared
+        assert (got.nearest_id, got.compared) == (want.nearest_id, want.compared)
+        assert got.max_cosine == pytest.approx(want.max_cosine, abs=1e-6)
+
+    for i in range(4):
+        same(i, NOW)
+        index.add(f"batch{i}", np.frombuffer(drafts[i], dtype=np.float32), f"hb{i}", NOW)  # queued: a new row
+    assert index.check(drafts[1], "h", now=NOW).nearest_id == "batch1"  # rows added after prepare are compared
+    index.remove("d250")  # moves the newest row (batch3) into its slot: the prepared product is stale
+    same(3, NOW)
+    assert index.check(drafts[3], "h", now=NOW).nearest_id == "batch3"
+    index.prepare(drafts)
+    index.add("d7", np.frombuffer(drafts[6], dtype=np.float32), "h7", NOW)  # replaces an old row in place
+    same(6, NOW)
+    assert index.check(drafts[6], "h", now=NOW).nearest_id == "d7"
+    index.prepare(drafts)
+    assert index.prune(NOW + timedelta(days=2)) > 0
+    same(7, NOW + timedelta(days=2))
+    index.forget_prepared()
+    same(8, NOW)
+    assert fresh.check(drafts[0], "h", now=NOW).compared == 0
