@@ -25,7 +25,7 @@ For the drafts of a ``plan`` run (no I/O here; the handler does the LLM calls an
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -102,26 +102,42 @@ def posteriors(model: ModelUpdated | None, scope: str) -> dict[tuple[str, str], 
     return {(a.scope, a.arm): a for a in model.arms if a.scope == scope}
 
 
-class _WithPending:
-    """A rotation window as it would be with the drafts planned earlier in the same run queued too (a run picks
-    every arm before it writes, so later picks see the earlier ones). Read-only, for ``rotation_gate``."""
+class _Sum:
+    """Two counters read as one (``get`` only, which is all ``rotation_gate`` reads)."""
 
-    def __init__(self, window: RotationWindow, pending: Sequence[tuple[str, str]]):
-        self.window, self.pending = window, pending
+    __slots__ = ("a", "b")
 
-    def counts(self, now: datetime, *, copy: bool = True) -> tuple[int, Counter[str], Counter[str]]:
-        n, topics, angles = self.window.counts(now, copy=True)
-        for topic, angle in self.pending:
-            topics[rotation_key(topic)] += 1
-            angles[rotation_key(angle)] += 1
-        return n + len(self.pending), topics, angles
+    def __init__(self, a: Mapping[str, int], b: Mapping[str, int]):
+        self.a, self.b = a, b
+
+    def get(self, key: str, default: int = 0) -> int:
+        return self.a.get(key, 0) + self.b.get(key, 0) or default
 
 
-def eligible_arms(arms: Sequence[str], window: RotationWindow, now: datetime, gate: GateConfig,
-                  pending: Sequence[tuple[str, str]] = ()) -> list[str]:
-    """The arms whose topic and angle the rotation gate would let through now (all of them when none would),
-    counting ``pending`` ``(topic, angle)`` drafts of this run as queued."""
-    view: Any = _WithPending(window, pending) if pending else window
+class PendingPicks:
+    """A rotation window as it will be once the run's picks so far are queued: a run picks every arm before it
+    writes, so each pick counts the earlier ones. Read-only for ``rotation_gate``; ``add`` costs O(1)."""
+
+    def __init__(self, window: RotationWindow):
+        self.window = window
+        self.n = 0
+        self.topics: Counter[str] = Counter()
+        self.angles: Counter[str] = Counter()
+
+    def add(self, topic: str, angle: str) -> None:
+        self.n += 1
+        self.topics[rotation_key(topic)] += 1
+        self.angles[rotation_key(angle)] += 1
+
+    def counts(self, now: datetime, *, copy: bool = True) -> tuple[int, Any, Any]:
+        n, topics, angles = self.window.counts(now, copy=False)
+        return n + self.n, _Sum(topics, self.topics), _Sum(angles, self.angles)
+
+
+def eligible_arms(arms: Sequence[str], window: RotationWindow | PendingPicks, now: datetime, gate: GateConfig
+                  ) -> list[str]:
+    """The arms whose topic and angle the rotation gate would let through now (all of them when none would)."""
+    view: Any = window
     ok: list[str] = []
     verdicts: dict[tuple[str, str], bool] = {}
     for arm in arms:
@@ -138,8 +154,8 @@ def eligible_arms(arms: Sequence[str], window: RotationWindow, now: datetime, ga
 
 
 def choose_arm(state: RecentDecisions, policy: PlanPolicy, now: datetime, rng: np.random.Generator,
-               pending: Sequence[tuple[str, str]] = ()) -> str:
-    arms = eligible_arms(policy.content_arms(), state.rotation, now, policy.gate, pending)
+               pending: PendingPicks | None = None) -> str:
+    arms = eligible_arms(policy.content_arms(), state.rotation if pending is None else pending, now, policy.gate)
     return thompson_choose(posteriors(state.model, CONTENT_SCOPE), arms, rng, scope=CONTENT_SCOPE)
 
 
@@ -186,9 +202,10 @@ def pick(
     rng: np.random.Generator,
     *,
     decision_id: str,
-    pending: Sequence[tuple[str, str]] = (),
+    pending: PendingPicks | None = None,
 ) -> Pick:
-    """Arm and type of the next draft (steps 1 and 2 of the module docstring), ``pending`` drafts counted."""
+    """Arm and type of the next draft (steps 1 and 2 of the module docstring), the run's ``pending`` picks
+    counted as queued (``PendingPicks`` over ``state.rotation``)."""
     arm = choose_arm(state, policy, now, rng, pending)
     topic, angle = split_arm(arm)
     decision_type = "thread" if rng.random() < policy.thread_ratio else "single"

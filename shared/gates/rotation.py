@@ -23,6 +23,7 @@ from __future__ import annotations
 from bisect import bisect_left, insort
 from collections import Counter
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 import msgspec
 
@@ -34,6 +35,7 @@ DEFAULT_WINDOW_DAYS = 7
 DEFAULT_MIN_SAMPLE = 10
 
 
+@lru_cache(maxsize=4096)
 def _key(label: str) -> str:
     return " ".join(label.casefold().split())
 

@@ -9,11 +9,13 @@ import numpy as np
 import pytest
 
 from services.planner.domain import (
+    PendingPicks,
     PlanPolicy,
     choose,
     choose_arm,
     choose_slot,
     eligible_arms,
+    pick,
     policy_from,
 )
 from shared.decisions import RecentDecisions, predicted_er
@@ -150,3 +152,32 @@ def test_posts_keep_the_hourly_gap_from_posts_and_only_min_interval_from_replies
     state.apply(q("post", "single", first.scheduled_at))
     second = choose(state, policy, NOW, np.random.default_rng(1), decision_id="p2")
     assert second.hour != 18  # 18:00-19:00 has no room left for a post an hour from 18:20
+
+
+def test_a_run_picks_every_arm_first_counting_its_earlier_picks_as_queued() -> None:
+    """A run picks all its arms before it writes: each pick must see the earlier ones, or a strong arm would be
+    picked for the whole batch and the rotation gate would then block most of it."""
+    best = ArmState(arm="startups:story", scope="content", alpha=90, beta=5, successes=89, failures=4)
+    state = RecentDecisions.empty()
+    for i in range(30):  # a window of 30 queued decisions, spread over four other topics and three angles
+        state.rotation.add(f"w{i}", ["ai_tools", "productivity", "automation", "career_growth"][i % 4],
+                           ["how_to", "data", "question"][i % 3], NOW - timedelta(hours=i))
+    weak = [ArmState(arm=a, scope="content", alpha=2, beta=30, successes=1, failures=29)
+            for a in default_content_arms() if a != best.arm]
+    state.model = model(arms=[best, *weak])
+    policy = PlanPolicy(live=False)
+    rng = np.random.default_rng(4)
+    pending = PendingPicks(state.rotation)
+    picks = []
+    for i in range(20):
+        p = pick(state, policy, NOW, rng, decision_id=f"p{i}", pending=pending)
+        pending.add(p.topic, p.angle)
+        picks.append(p)
+    startups = [i for i, p in enumerate(picks) if p.topic == "startups"]
+    # the strong arm is picked while its share, earlier picks included, stays under the 35% cap, and no further
+    assert len(startups) >= 10
+    for k, i in enumerate(startups):
+        assert (k + 1) / (30 + i + 1) <= 0.35
+    # without counting the picks, every pick would take the strong arm
+    blind = [pick(state, policy, NOW, np.random.default_rng(4), decision_id="q") for _ in range(20)]
+    assert all(p.topic == "startups" for p in blind)
