@@ -9,8 +9,10 @@ which the planner's next drafts use. Every event goes through JetStream.
 
 The bench is the scheduler (the services' own schedules are off): four loops publish ``cmd.plan``,
 ``cmd.posting``, ``cmd.collect`` and ``cmd.learn`` with ``bus.publish_command`` and wait for each run's
-``job.completed`` before the next; a loop whose run found nothing to do waits a few milliseconds (the shadow
-clock moves on meanwhile), and the plan loop asks for a run once the queue has room for half a batch. The learner also learns on its own every ``LEARN_EVERY_N_OUTCOMES``; the bench asks
+``job.completed`` before the next, and starts runs no more often than a deployed scheduler would (posting
+every 5 clock minutes, collection every clock hour); a loop whose run found nothing to do waits a few
+milliseconds (the shadow clock moves on meanwhile), and the plan loop asks for a run once the queue has room for
+half a batch. The learner also learns on its own every ``LEARN_EVERY_N_OUTCOMES``; the bench asks
 for one last run once every outcome is in.
 
 The figure is the wall time from the first ``cmd.plan`` to the ``model.updated`` that covers every posted
@@ -86,6 +88,10 @@ JOB_TIMEOUT_S = 120.0
 #: a loop whose run found nothing to do waits this long before the next, in wall seconds (at x36,000 a collect
 #: run finding nothing waits a clock hour, the others six clock minutes)
 IDLE_S = {"plan": 0.01, "posting": 0.01, "collect": 0.1, "learn": 0.05}
+#: at most one run per this many wall seconds, as a deployed scheduler would start them: posting every 5 clock
+#: minutes (POSTING_INTERVAL_MINUTES' default), collection every clock hour (more often than its default 4 h, so
+#: the +1 h outcomes are not late); planning and learning as soon as they are wanted
+PERIOD_S = {"plan": 0.0, "posting": 300 / SPEED, "collect": 3600 / SPEED, "learn": 0.0}
 
 
 @dataclass
@@ -279,11 +285,16 @@ async def _drive(ctx: Ctx, bus: JetStreamBus, tally: Tally, runs: Counter[str], 
 
     async def job_loop(job: str, wanted: Callable[[], bool]) -> None:
         i = 0
+        started = -1e9
         while True:
             if not wanted():
                 await asyncio.sleep(IDLE_S[job])
                 continue
+            wait = started + PERIOD_S[job] - time.perf_counter()
+            if wait > 0:
+                await asyncio.sleep(wait)
             i += 1
+            started = time.perf_counter()
             if did_nothing(await run_job(job, i)):
                 await asyncio.sleep(IDLE_S[job])
 
