@@ -351,11 +351,16 @@ class Projector:
             (sql.FLAGS, w.flags),
             (sql.COUNTERS, [(n, k, d, s) for (n, k), (d, s) in w.counters.items()]),
         ):
-            if len(rows) >= sql.COPY_MIN_ROWS:
-                await conn.copy_records_to_table(up.stage, records=rows, columns=up.names)
-                await conn.execute(up.from_stage)
-            elif rows:
-                await conn.execute(up.sql, *up.args(rows))
+            if rows:
+                await self._write_table(conn, up, rows)
+
+    async def _write_table(self, conn: asyncpg.Connection, up: sql.Upsert, rows: list[tuple[Any, ...]]) -> None:
+        """One table's rows of the batch: one upsert (from a COPY into the staging table when there are many)."""
+        if len(rows) >= sql.COPY_MIN_ROWS:
+            await conn.copy_records_to_table(up.stage, records=rows, columns=up.names)
+            await conn.execute(up.from_stage)
+        else:
+            await conn.execute(up.sql, *up.args(rows))
 
     async def _dead_letter(self, dead: list[tuple[ReadItem, str]]) -> None:
         for item, reason in dead:

@@ -302,7 +302,7 @@ class JetStreamBus:
         Caught up means: a message at or past the end of the log as it was when the read started (by sequence;
         a push consumer's pending count can read 0 while messages are still on their way to us)."""
         subject = filter_subject or f"{self.names.evt_prefix}.>"
-        feed = _OrderedFeed(self, subject, from_seq=max(1, from_seq), since=since)
+        feed = self._ordered_feed(subject, from_seq=max(1, from_seq), since=since)
         try:
             info = await feed.start()
             target = await self.last_seq(None if subject == f"{self.names.evt_prefix}.>" else subject)
@@ -337,6 +337,10 @@ class JetStreamBus:
                             return
         finally:
             await feed.stop()
+
+    def _ordered_feed(self, subject: str, *, from_seq: int, since: Any) -> _OrderedFeed:
+        """The feed behind ``read`` (the rebuild's reader process uses one with a socket of its own)."""
+        return _OrderedFeed(self, subject, from_seq=from_seq, since=since)
 
     # --- the durable consumer loop ------------------------------------------------------------------------------
     async def consume(
@@ -424,8 +428,7 @@ class _OrderedFeed:
         self._fc_reply = None
         self.dseq = 0
         self._reconnects = bus.nc.stats.get("reconnects", 0)
-        inbox = bus.nc.new_inbox()
-        self.sub = await bus.nc.subscribe(inbox, cb=self._callback(self._gen))
+        inbox = await self._subscribe()
         cfg = api.ConsumerConfig(
             deliver_subject=inbox,
             filter_subject=self.subject,
@@ -445,6 +448,13 @@ class _OrderedFeed:
         self.consumer = info.name
         self._seen_arrived, self._quiet_since = self.arrived, time.monotonic()
         return info
+
+    async def _subscribe(self) -> str:
+        """Subscribe ``self.sub`` (anything with ``unsubscribe()``) to a new inbox whose messages go to ``buf`` as
+        (subject, reply, data, headers of a message without data); return the inbox."""
+        inbox = self.bus.nc.new_inbox()
+        self.sub = await self.bus.nc.subscribe(inbox, cb=self._callback(self._gen))
+        return inbox
 
     async def restart(self, why: str) -> None:
         log.info("ordered read restarting", subject=self.subject, from_seq=self.next_seq, reason=why)

@@ -1,0 +1,478 @@
+"""The rebuild's reader process: reads the log in a second process so a rebuild uses both cores.
+
+Reading the log costs as much CPU as projecting it: nats-py parses every protocol line and every message's
+headers (each stored event carries a ``Nats-Msg-Id``) one Python call at a time. ``xbot replay --rebuild``
+therefore reads in a child process (``python -m services.gateway.rebuild_reader``): an ordered read
+(``JetStreamBus.read``, flow-controlled, restarted after a gap, ending once caught up with the log as it was at
+the start) whose messages go to the parent over the child's stdout as frames of a few thousand raw
+``(seq, subject, data)`` each, one msgpack array per frame. The parent decodes a frame in one call straight into
+``ReadItem``s and does the rest as the live projector does (decode, fold, COPY, the offset row).
+
+The pipe between them: ``<kind: 1 byte><length: 4 bytes, big-endian><payload>`` frames,
+
+- ``D`` data: a msgpack array of ``[seq, subject, data]``, in log order;
+- ``K`` keepalive (empty): sent when nothing else was for ``keepalive_s``, so a silent child is a stalled one;
+- ``E`` end: ``[last_seq_read, messages]``: the child caught up with the log and exits 0;
+- ``X`` error: the reason, text; the child exits 1.
+
+The configuration (the NATS URL may carry credentials) comes as one JSON line on stdin, never on the command
+line; the child exits as soon as its stdin closes (the parent is gone). Every wait on either side is bounded:
+the parent fails the rebuild (``ReaderFailed``, with the child's exit code and last stderr lines) when the child
+exits without an end frame, sends something it cannot read, or sends nothing for ``stall_s``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import os
+import struct
+import sys
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, cast
+
+import msgspec
+import structlog
+
+from shared.bus import BusNames, ReadItem
+
+log = structlog.get_logger("rebuild-reader")
+
+DATA, KEEPALIVE, END, ERROR = b"D", b"K", b"E", b"X"
+_KINDS = (DATA, KEEPALIVE, END, ERROR)
+_HEAD = struct.Struct(">cI")
+#: a frame larger than this is garbage (frames are cut at ``frame_bytes``, plus one message of at most a few MB)
+MAX_FRAME = 256 * 1024 * 1024
+_PIPE_SIZE = 1024 * 1024  # asked for on the child's stdout (best effort: Linux allows up to pipe-max-size)
+
+
+class ReaderConfig(msgspec.Struct, frozen=True, kw_only=True):
+    nats_url: str
+    namespace: str
+    from_seq: int = 1
+    frame_items: int = 4096
+    frame_bytes: int = 4 * 1024 * 1024
+    flush_s: float = 0.05  # a frame goes out at least this often while messages trickle in
+    keepalive_s: float = 2.0
+    retries: int = 5  # NATS failures in a row the read survives (resuming after the last message sent)
+    retry_s: float = 1.0
+
+
+class FrameItem(ReadItem, array_like=True):
+    """A ``ReadItem`` decoded from a data frame's ``[seq, subject, data]`` (msgspec builds it, no Python per item)."""
+
+
+class ReaderFailed(RuntimeError):
+    """The reader process died, stalled or sent something that is not a frame: the rebuild stops."""
+
+
+# --- the child ----------------------------------------------------------------------------------------------
+class _PipeOut(asyncio.Protocol):
+    """Write side of the child's stdout with backpressure: ``drain`` waits while the pipe is full."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.WriteTransport | None = None
+        self._room = asyncio.Event()
+        self._room.set()
+        self.lost: BaseException | None = None
+        self.closed = asyncio.Event()
+        self.last_sent = time.monotonic()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def pause_writing(self) -> None:
+        self._room.clear()
+
+    def resume_writing(self) -> None:
+        self._room.set()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = exc or BrokenPipeError("the pipe is closed")
+        self._room.set()
+        self.closed.set()
+
+    async def send(self, kind: bytes, payload: bytes = b"") -> None:
+        if self.lost is not None:
+            raise self.lost
+        assert self.transport is not None
+        self.transport.write(_HEAD.pack(kind, len(payload)) + payload)
+        self.last_sent = time.monotonic()
+        await self._room.wait()
+        if self.lost is not None:
+            raise self.lost
+
+    async def close(self, timeout: float) -> None:
+        """Close once what was written has gone into the pipe (at most ``timeout``)."""
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self.closed.wait()
+
+
+class _RawSubscription(asyncio.Protocol):
+    """A NATS connection of our own that receives one subject (the ordered consumer's deliver subject) and parses
+    what arrives in bulk, a few ``bytes.find`` per message, into the feed's buffer as nats-py's callback would.
+
+    nats-py builds a ``Msg``, parses its headers, queues it and runs a callback for each message: most of what a
+    rebuild's read costs. The consumer, flow control, heartbeats, gaps and restarts stay the feed's
+    (``_OrderedFeed``), and its control requests go through nats-py; only delivery comes this way. Plain TCP with
+    the URL's user and password or token; anything else (TLS) uses nats-py's subscription."""
+
+    def __init__(self, feed: Any, gen: int):
+        self.feed, self.gen = feed, gen
+        self.transport: asyncio.Transport | None = None
+        self.rest = b""
+        self.subject = ""
+        self.connect_line = b""
+        self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    @classmethod
+    async def open(cls, feed: Any, gen: int, url: Any, inbox: str, timeout: float = 5.0) -> _RawSubscription:
+        loop = asyncio.get_running_loop()
+        opts: dict[str, Any] = {"verbose": False, "pedantic": False, "headers": True, "no_responders": True,
+                                "protocol": 1, "lang": "python", "version": "xbot", "name": "xbot-rebuild-reader"}
+        if url.username and url.password is not None:
+            opts["user"], opts["pass"] = url.username, url.password
+        elif url.username:
+            opts["auth_token"] = url.username
+        proto = cls(feed, gen)
+        proto.subject = inbox
+        proto.connect_line = b"CONNECT " + msgspec.json.encode(opts) + f"\r\nSUB {inbox} 1\r\nPING\r\n".encode()
+        async with asyncio.timeout(timeout):
+            await loop.create_connection(lambda: proto, url.hostname or "127.0.0.1", url.port or 4222)
+            try:
+                await proto.ready  # INFO, then CONNECT + SUB answered by PONG: the subscription is in place
+            except BaseException:
+                await proto.unsubscribe()
+                raise
+        return proto
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.ready.done():
+            self.ready.set_exception(exc or ConnectionError("connection closed"))
+        # after that, no message comes: the feed's heartbeat watchdog restarts the read on a new connection
+
+    async def unsubscribe(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+            self.transport = None
+
+    def data_received(self, data: bytes) -> None:
+        buf = self.rest + data if self.rest else data
+        feed = self.feed
+        out = feed.buf
+        append = out.append
+        find = buf.find
+        n = len(buf)
+        pos = 0
+        count = 0
+        live = feed._gen == self.gen
+        while True:
+            eol = find(b"\r\n", pos)
+            if eol < 0:
+                break
+            if buf.startswith(b"HMSG ", pos) or buf.startswith(b"MSG ", pos):
+                toks = buf[pos:eol].split()  # HMSG <subject> <sid> [reply] <header size> <size>; MSG: no header size
+                hmsg = toks[0] == b"HMSG"
+                size = int(toks[-1])
+                hsize = int(toks[-2]) if hmsg else 0
+                start = eol + 2
+                end = start + size
+                if end + 2 > n:
+                    break  # the rest of this message comes with the next read
+                reply = toks[3].decode() if len(toks) == (6 if hmsg else 5) else ""
+                body = buf[start + hsize:end]
+                if live:
+                    append((toks[1].decode(), reply, body, None if body else _headers(buf[start:start + hsize])))
+                    count += 1
+                pos = end + 2
+                continue
+            line = buf[pos:eol]
+            pos = eol + 2
+            if line == b"PING":
+                self._write(b"PONG\r\n")
+            elif line == b"PONG":
+                if not self.ready.done():
+                    self.ready.set_result(None)
+            elif line.startswith(b"INFO ") and self.connect_line:  # the first INFO: say who we are, subscribe
+                if msgspec.json.decode(line[5:]).get("tls_required"):
+                    self.ready.set_exception(ConnectionError("the server requires TLS"))
+                    return
+                self._write(self.connect_line)
+                self.connect_line = b""
+            elif line.startswith(b"-ERR"):
+                log.warning("nats error on the rebuild reader's connection", error=line.decode(errors="replace"))
+                if not self.ready.done():
+                    self.ready.set_exception(ConnectionError(line.decode(errors="replace")))
+        self.rest = buf[pos:]
+        if count:
+            feed.arrived += count
+            feed.wake.set()
+
+    def _write(self, data: bytes) -> None:
+        if self.transport is not None:
+            self.transport.write(data)
+
+
+def _headers(raw: bytes) -> dict[str, str]:
+    """``NATS/1.0 100 Idle Heartbeat\r\nNats-Last-Consumer: 7\r\n\r\n`` -> the headers (control messages)."""
+    out: dict[str, str] = {}
+    for line in raw.decode(errors="replace").split("\r\n")[1:]:
+        key, sep, value = line.partition(":")
+        if sep:
+            out[key.strip()] = value.strip()
+    return out
+
+
+def _raw_bus_class() -> Any:
+    """A ``JetStreamBus`` whose ordered reads take delivery on a ``_RawSubscription``."""
+    from shared.bus.jetstream import JetStreamBus, _OrderedFeed
+
+    class RawFeed(_OrderedFeed):
+        async def _subscribe(self) -> str:
+            nc = self.bus.nc
+            inbox = nc.new_inbox()
+            url = nc.connected_url
+            if url is not None and url.scheme in ("nats", "") and not getattr(self.bus, "raw_failed", False):
+                try:
+                    self.sub = await _RawSubscription.open(self, self._gen, url, inbox)
+                    return inbox
+                except Exception as exc:  # e.g. TLS: nats-py's subscription, as any read
+                    self.bus.raw_failed = True  # type: ignore[attr-defined]
+                    log.warning("own connection refused; reading through nats-py", error=f"{type(exc).__name__}: {exc}")
+            return await super()._subscribe()
+
+    class RawBus(JetStreamBus):
+        def _ordered_feed(self, subject: str, *, from_seq: int, since: Any) -> _OrderedFeed:
+            return RawFeed(self, subject, from_seq=from_seq, since=since)
+
+    return RawBus
+
+
+async def _pump(cfg: ReaderConfig, out: _PipeOut) -> None:
+    """The ordered read from ``from_seq`` to the end of the log, as data frames, then the end frame."""
+    enc = msgspec.msgpack.Encoder()
+    bus = await _raw_bus_class().connect(cfg.nats_url, names=BusNames(cfg.namespace), name="xbot-rebuild-reader")
+    try:
+        next_seq, sent, failures = cfg.from_seq, 0, 0
+        frame: list[tuple[int, str, bytes]] = []
+        size = 0
+        flushed = time.monotonic()
+        while True:
+            try:
+                async for item in bus.read(None, from_seq=next_seq, follow=False, decode_events=False):
+                    if item.caught_up:
+                        continue
+                    frame.append((item.seq, item.subject, item.data))
+                    size += len(item.data)
+                    next_seq = item.seq + 1
+                    if len(frame) >= cfg.frame_items or size >= cfg.frame_bytes or (
+                            time.monotonic() - flushed >= cfg.flush_s):
+                        await out.send(DATA, enc.encode(frame))
+                        sent += len(frame)
+                        frame, size, flushed, failures = [], 0, time.monotonic(), 0
+                break
+            except (asyncio.CancelledError, BrokenPipeError, ConnectionError):
+                raise
+            except Exception as exc:  # NATS trouble: resume after the last message read, a few times
+                failures += 1
+                if failures > cfg.retries:
+                    raise
+                log.warning("rebuild read failed, resuming", error=f"{type(exc).__name__}: {exc}",
+                            from_seq=next_seq, attempt=failures)
+                await asyncio.sleep(cfg.retry_s)
+        if frame:
+            await out.send(DATA, enc.encode(frame))
+            sent += len(frame)
+        await out.send(END, enc.encode([next_seq - 1, sent]))
+    finally:
+        await bus.close()
+
+
+async def _keepalive(cfg: ReaderConfig, out: _PipeOut) -> None:
+    while True:
+        await asyncio.sleep(cfg.keepalive_s / 2)
+        if time.monotonic() - out.last_sent >= cfg.keepalive_s:
+            await out.send(KEEPALIVE)
+
+
+async def _parent_gone(stdin: asyncio.StreamReader) -> None:
+    while await stdin.read(65536):
+        pass
+
+
+async def _serve(cfg: ReaderConfig, out_fd: int) -> int:
+    loop = asyncio.get_running_loop()
+    with contextlib.suppress(OSError):  # fewer wake-ups of the parent; not needed for correctness
+        fcntl.fcntl(out_fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), _PIPE_SIZE)
+    _, out = await loop.connect_write_pipe(_PipeOut, os.fdopen(out_fd, "wb", buffering=0))
+    stdin = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin)
+    pump = asyncio.create_task(_pump(cfg, out))
+    others = [asyncio.create_task(_keepalive(cfg, out)), asyncio.create_task(_parent_gone(stdin))]
+    try:
+        await asyncio.wait([pump, *others], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in others:
+            t.cancel()
+    if not pump.done():  # the parent went away (or the keepalive could not write): nobody to read for
+        pump.cancel()
+        with contextlib.suppress(BaseException):
+            await asyncio.wait_for(pump, 5)
+        return 3
+    exc = pump.exception()
+    if isinstance(exc, BrokenPipeError | ConnectionError):
+        return 3
+    code = 0
+    if exc is not None:
+        log.error("rebuild reader failed", error=f"{type(exc).__name__}: {exc}")
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(out.send(ERROR, f"{type(exc).__name__}: {exc}".encode()), 5)
+        code = 1
+    await out.close(10)  # the end (or error) frame reaches the parent before the exit
+    return code
+
+
+def main() -> None:
+    from shared.logging import configure_logging
+
+    line = sys.stdin.buffer.readline()
+    cfg = msgspec.json.decode(line, type=ReaderConfig)
+    out_fd = os.dup(1)  # frames go here; anything else printed to stdout goes to stderr
+    os.dup2(2, 1)
+    configure_logging("console")
+    sys.exit(asyncio.run(_serve(cfg, out_fd)))
+
+
+# --- the parent ---------------------------------------------------------------------------------------------
+class ReaderProcess:
+    """The parent's end of one reader process: ``frames()`` yields lists of ``ReadItem`` in log order (events not
+    decoded yet) and returns at the end of the log; any failure of the child raises ``ReaderFailed``."""
+
+    #: the child's command line (tests put a stand-in here)
+    COMMAND: tuple[str, ...] = (sys.executable, "-m", "services.gateway.rebuild_reader")
+
+    def __init__(self, cfg: ReaderConfig, *, stall_s: float = 30.0, start_timeout_s: float = 30.0,
+                 command: Sequence[str] | None = None):
+        self.cfg, self.stall_s, self.start_timeout_s = cfg, stall_s, start_timeout_s
+        self.command = tuple(command or self.COMMAND)
+        self.proc: asyncio.subprocess.Process | None = None
+        self.last_seq = cfg.from_seq - 1  # of the last message received
+        self.received = 0
+        self.stderr: deque[str] = deque(maxlen=30)
+        self._stderr_task: asyncio.Task[None] | None = None
+        self._dec = msgspec.msgpack.Decoder(list[FrameItem])
+
+    async def start(self) -> None:
+        self.proc = await asyncio.create_subprocess_exec(
+            *self.command,
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            limit=8 * 1024 * 1024,  # the parent takes several frames from the pipe while it waits on PostgreSQL
+        )
+        self._stderr_task = asyncio.create_task(self._collect_stderr(), name="rebuild-reader-stderr")
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(msgspec.json.encode(self.cfg) + b"\n")
+        async with asyncio.timeout(self.start_timeout_s):
+            await self.proc.stdin.drain()
+
+    async def _collect_stderr(self) -> None:
+        assert self.proc is not None and self.proc.stderr is not None
+        while line := await self.proc.stderr.readline():
+            text = line.decode(errors="replace").rstrip()
+            self.stderr.append(text)
+            log.debug("rebuild reader", line=text)
+
+    async def frames(self) -> AsyncIterator[list[ReadItem]]:
+        assert self.proc is not None and self.proc.stdout is not None
+        stdout = self.proc.stdout
+        wait = self.start_timeout_s  # the first frame may take the child's start-up
+        while True:
+            kind, n = _HEAD.unpack(await self._read(stdout, _HEAD.size, wait))
+            if kind not in _KINDS:
+                raise await self._failed(f"a frame of unknown kind {kind!r} from the reader process")
+            if n > MAX_FRAME:
+                raise await self._failed(f"a frame of {n} bytes from the reader process: not a frame")
+            body = await self._read(stdout, n, self.stall_s) if n else b""
+            wait = self.stall_s
+            if kind == DATA:
+                try:
+                    items = cast(list[ReadItem], self._dec.decode(body))
+                except msgspec.DecodeError as exc:
+                    raise await self._failed(f"a data frame the parent cannot read: {exc}") from None
+                if items:
+                    if items[0].seq <= self.last_seq:  # never expected: the child's read does not go back
+                        items = [it for it in items if it.seq > self.last_seq]
+                        if not items:
+                            continue
+                    self.last_seq = items[-1].seq
+                    self.received += len(items)
+                    yield items
+            elif kind == END:
+                return
+            elif kind == ERROR:
+                raise await self._failed(f"the reader process failed: {body.decode(errors='replace')}")
+
+    async def _read(self, stdout: asyncio.StreamReader, n: int, wait: float) -> bytes:
+        try:
+            async with asyncio.timeout(wait):
+                return await stdout.readexactly(n)
+        except TimeoutError:
+            raise await self._failed(f"nothing from the reader process for {wait:.0f}s") from None
+        except asyncio.IncompleteReadError:
+            raise await self._failed("the reader process exited before the end of the log") from None
+
+    async def _failed(self, why: str) -> ReaderFailed:
+        code = await self._stop()
+        tail = " | ".join(self.stderr) or "(no output)"
+        return ReaderFailed(f"rebuild reader: {why} (exit code {code}, after seq {self.last_seq}); stderr: {tail}")
+
+    async def _stop(self) -> int | None:
+        """Close the child's stdin (it exits), then terminate and kill it if it does not; reap it."""
+        proc = self.proc
+        if proc is None:
+            return None
+        if proc.stdin is not None and not proc.stdin.is_closing():
+            proc.stdin.close()
+        for signal_it, grace in ((None, 2.0), (proc.terminate, 2.0), (proc.kill, 5.0)):
+            if proc.returncode is not None:
+                break
+            if signal_it is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    signal_it()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(grace):
+                    await proc.wait()
+        if self._stderr_task is not None:  # the last lines, if the pipe closed with the child
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(asyncio.shield(self._stderr_task), 1.0)
+        return proc.returncode
+
+    async def close(self) -> None:
+        await self._stop()
+        if self._stderr_task is not None:
+            self._stderr_task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._stderr_task
+
+
+def spec_of(bus: Any, nats_url: str | None) -> tuple[str, str]:
+    """(NATS URL, namespace) for a reader process reading what ``bus`` reads."""
+    url = nats_url
+    if not url:
+        connected = getattr(getattr(bus, "nc", None), "connected_url", None)
+        if connected is None:
+            raise ValueError("the rebuild reader needs a NATS URL")
+        url = connected.geturl()
+    return url, bus.names.namespace
+
+
+if __name__ == "__main__":
+    main()
