@@ -16,7 +16,7 @@ from typing import Any
 import structlog
 
 from shared.clock import Clock
-from shared.events import Command, Event
+from shared.events import Command, Event, OutcomeRecorded
 from shared.flags import Flags, is_real_analytics_allowed
 from shared.x.port import TweetMetrics, XAccount, XAutomatedError, XError, XLoggedOut, XRateLimited
 
@@ -94,7 +94,7 @@ async def _collect_shadow(cmd: Command, deps: CollectorDeps) -> dict[str, int]:
     due_list = due_outcomes(deps.state, now, s.horizons(), simulated=True, max_attempts=s.COLLECT_MAX_ATTEMPTS)
     chunk = SHADOW_PUBLISH_CHUNK if deps.publish_many is not None else 1
     for start in range(0, len(due_list), chunk):
-        events = [
+        events: list[Event] = [
             outcome_recorded(due, deps.simulator.metrics(due), simulated=True, now=now, correlation_id=cmd.run_id)
             for due in due_list[start:start + chunk]
         ]
@@ -103,6 +103,7 @@ async def _collect_shadow(cmd: Command, deps: CollectorDeps) -> dict[str, int]:
         else:
             await deps.publish(events[0])
         for ev in events:
+            assert isinstance(ev, OutcomeRecorded)
             counts["recorded"] += 1
             log.info(
                 f"[ANALYTICS_COLLECTOR] ✅ Stored simulated outcome decision_id={ev.decision_id} "

@@ -117,14 +117,14 @@ async def _plan(cmd: Command, deps: PlanDeps, evt_prefix: str) -> dict[str, int]
 
     # 1. what each draft will be about (arm, type), every pick counting the run's earlier picks as queued
     picks: list[Pick] = []
-    pending = PendingPicks(deps.state.rotation)
+    earlier = PendingPicks(deps.state.rotation)
     for i in range(n):
         decision_id = decision_id_for(cmd.run_id, i)
         if decision_id in deps.state.decisions:
             counts["duplicate"] += 1  # a redelivered run: this draft is already in the log
             continue
-        p = pick(deps.state, policy, deps.clock(), rng, decision_id=decision_id, pending=pending)
-        pending.add(p.topic, p.angle)
+        p = pick(deps.state, policy, deps.clock(), rng, decision_id=decision_id, pending=earlier)
+        earlier.add(p.topic, p.angle)
         picks.append(p)
 
     # 2. the drafts, then 3. their embeddings in one call
