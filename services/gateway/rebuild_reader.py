@@ -18,7 +18,8 @@ The pipe between them: ``<kind: 1 byte><length: 4 bytes, big-endian><payload>`` 
 The configuration (the NATS URL may carry credentials) comes as one JSON line on stdin, never on the command
 line; the child exits as soon as its stdin closes (the parent is gone). Every wait on either side is bounded:
 the parent fails the rebuild (``ReaderFailed``, with the child's exit code and last stderr lines) when the child
-exits without an end frame, sends something it cannot read, or sends nothing for ``stall_s``.
+exits without an end frame, sends something it cannot read, sends nothing for ``stall_s`` or nothing but
+keepalives for ``no_data_s``.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ class ReaderConfig(msgspec.Struct, frozen=True, kw_only=True):
     keepalive_s: float = 2.0
     retries: int = 5  # NATS failures in a row the read survives (resuming after the last message sent)
     retry_s: float = 1.0
+    connect_timeout_s: float = 30.0
 
 
 class FrameItem(ReadItem, array_like=True):
@@ -260,7 +262,8 @@ def _raw_bus_class() -> Any:
 async def _pump(cfg: ReaderConfig, out: _PipeOut) -> None:
     """The ordered read from ``from_seq`` to the end of the log, as data frames, then the end frame."""
     enc = msgspec.msgpack.Encoder()
-    bus = await _raw_bus_class().connect(cfg.nats_url, names=BusNames(cfg.namespace), name="xbot-rebuild-reader")
+    async with asyncio.timeout(cfg.connect_timeout_s):
+        bus = await _raw_bus_class().connect(cfg.nats_url, names=BusNames(cfg.namespace), name="xbot-rebuild-reader")
     try:
         next_seq, sent, failures = cfg.from_seq, 0, 0
         frame: list[tuple[int, str, bytes]] = []
@@ -361,8 +364,8 @@ class ReaderProcess:
     COMMAND: tuple[str, ...] = (sys.executable, "-m", "services.gateway.rebuild_reader")
 
     def __init__(self, cfg: ReaderConfig, *, stall_s: float = 30.0, start_timeout_s: float = 30.0,
-                 command: Sequence[str] | None = None):
-        self.cfg, self.stall_s, self.start_timeout_s = cfg, stall_s, start_timeout_s
+                 no_data_s: float = 120.0, command: Sequence[str] | None = None):
+        self.cfg, self.stall_s, self.start_timeout_s, self.no_data_s = cfg, stall_s, start_timeout_s, no_data_s
         self.command = tuple(command or self.COMMAND)
         self.proc: asyncio.subprocess.Process | None = None
         self.last_seq = cfg.from_seq - 1  # of the last message received
@@ -394,8 +397,16 @@ class ReaderProcess:
         assert self.proc is not None and self.proc.stdout is not None
         stdout = self.proc.stdout
         wait = self.start_timeout_s  # the first frame may take the child's start-up
+        quiet = 0.0  # time spent waiting since the last message (keepalives say the child lives, not that it reads)
         while True:
+            t0 = time.monotonic()
             kind, n = _HEAD.unpack(await self._read(stdout, _HEAD.size, wait))
+            if kind != DATA:
+                quiet += time.monotonic() - t0
+                if quiet > self.no_data_s:
+                    raise await self._failed(f"no message from the reader process for {quiet:.0f}s")
+            else:
+                quiet = 0.0
             if kind not in _KINDS:
                 raise await self._failed(f"a frame of unknown kind {kind!r} from the reader process")
             if n > MAX_FRAME:

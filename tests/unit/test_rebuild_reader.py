@@ -193,3 +193,16 @@ async def test_garbage_or_an_error_frame_fails_the_read(body: str, why: str) -> 
         await _drain(reader)
     assert time.monotonic() - t0 < 15
     assert reader.proc is not None and reader.proc.returncode is not None
+
+
+async def test_a_child_that_only_says_it_lives_fails_the_read_after_the_no_data_time() -> None:
+    reader = _reader("""
+        data(1, 1)
+        for _ in range(200):
+            frame(b"K"); time.sleep(0.1)
+    """, stall_s=5.0, no_data_s=1.5)
+    await reader.start()
+    t0 = time.monotonic()
+    with pytest.raises(ReaderFailed, match=r"no message from the reader process for \d+s"):
+        await _drain(reader)
+    assert time.monotonic() - t0 < 15
