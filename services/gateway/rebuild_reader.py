@@ -34,6 +34,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, cast
+from urllib.parse import urlsplit
 
 import msgspec
 import structlog
@@ -71,6 +72,10 @@ class ReaderFailed(RuntimeError):
     """The reader process died, stalled or sent something that is not a frame: the rebuild stops."""
 
 
+class _ParentGone(Exception):
+    """The child's stdout pipe is closed: nobody reads what the child would send."""
+
+
 # --- the child ----------------------------------------------------------------------------------------------
 class _PipeOut(asyncio.Protocol):
     """Write side of the child's stdout with backpressure: ``drain`` waits while the pipe is full."""
@@ -93,7 +98,7 @@ class _PipeOut(asyncio.Protocol):
         self._room.set()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.lost = exc or BrokenPipeError("the pipe is closed")
+        self.lost = _ParentGone(f"the pipe to the parent is closed: {exc}")
         self._room.set()
         self.closed.set()
 
@@ -129,7 +134,6 @@ class _RawSubscription(asyncio.Protocol):
         self.feed, self.gen = feed, gen
         self.transport: asyncio.Transport | None = None
         self.rest = b""
-        self.subject = ""
         self.connect_line = b""
         self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
@@ -143,7 +147,6 @@ class _RawSubscription(asyncio.Protocol):
         elif url.username:
             opts["auth_token"] = url.username
         proto = cls(feed, gen)
-        proto.subject = inbox
         proto.connect_line = b"CONNECT " + msgspec.json.encode(opts) + f"\r\nSUB {inbox} 1\r\nPING\r\n".encode()
         async with asyncio.timeout(timeout):
             await loop.create_connection(lambda: proto, url.hostname or "127.0.0.1", url.port or 4222)
@@ -262,8 +265,13 @@ def _raw_bus_class() -> Any:
 async def _pump(cfg: ReaderConfig, out: _PipeOut) -> None:
     """The ordered read from ``from_seq`` to the end of the log, as data frames, then the end frame."""
     enc = msgspec.msgpack.Encoder()
-    async with asyncio.timeout(cfg.connect_timeout_s):
-        bus = await _raw_bus_class().connect(cfg.nats_url, names=BusNames(cfg.namespace), name="xbot-rebuild-reader")
+    try:
+        async with asyncio.timeout(cfg.connect_timeout_s):
+            bus = await _raw_bus_class().connect(cfg.nats_url, names=BusNames(cfg.namespace),
+                                                 name="xbot-rebuild-reader")
+    except TimeoutError:
+        where = ", ".join(urlsplit(u.strip()).hostname or "?" for u in cfg.nats_url.split(","))  # no credentials
+        raise ConnectionError(f"no NATS connection to {where} within {cfg.connect_timeout_s:.0f}s") from None
     try:
         next_seq, sent, failures = cfg.from_seq, 0, 0
         frame: list[tuple[int, str, bytes]] = []
@@ -283,7 +291,7 @@ async def _pump(cfg: ReaderConfig, out: _PipeOut) -> None:
                         sent += len(frame)
                         frame, size, flushed, failures = [], 0, time.monotonic(), 0
                 break
-            except (asyncio.CancelledError, BrokenPipeError, ConnectionError):
+            except _ParentGone:
                 raise
             except Exception as exc:  # NATS trouble: resume after the last message read, a few times
                 failures += 1
@@ -332,7 +340,7 @@ async def _serve(cfg: ReaderConfig, out_fd: int) -> int:
             await asyncio.wait_for(pump, 5)
         return 3
     exc = pump.exception()
-    if isinstance(exc, BrokenPipeError | ConnectionError):
+    if isinstance(exc, _ParentGone):
         return 3
     code = 0
     if exc is not None:
@@ -370,7 +378,7 @@ class ReaderProcess:
         self.proc: asyncio.subprocess.Process | None = None
         self.last_seq = cfg.from_seq - 1  # of the last message received
         self.received = 0
-        self.stderr: deque[str] = deque(maxlen=30)
+        self.stderr: deque[str] = deque(maxlen=8)
         self._stderr_task: asyncio.Task[None] | None = None
         self._dec = msgspec.msgpack.Decoder(list[FrameItem])
 
@@ -387,11 +395,18 @@ class ReaderProcess:
             await self.proc.stdin.drain()
 
     async def _collect_stderr(self) -> None:
+        """The child's log, drained (a full pipe would stop it); the last lines are kept for the error message."""
         assert self.proc is not None and self.proc.stderr is not None
-        while line := await self.proc.stderr.readline():
-            text = line.decode(errors="replace").rstrip()
-            self.stderr.append(text)
-            log.debug("rebuild reader", line=text)
+        partial = b""
+        while chunk := await self.proc.stderr.read(65536):
+            *lines, partial = (partial + chunk).split(b"\n")
+            partial = partial[-4096:]
+            for line in lines:
+                text = line.decode(errors="replace").rstrip()[:2000]
+                self.stderr.append(text)
+                log.debug("rebuild reader", line=text)
+        if partial.strip():
+            self.stderr.append(partial.decode(errors="replace").rstrip()[:2000])
 
     async def frames(self) -> AsyncIterator[list[ReadItem]]:
         assert self.proc is not None and self.proc.stdout is not None

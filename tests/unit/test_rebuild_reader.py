@@ -206,3 +206,15 @@ async def test_a_child_that_only_says_it_lives_fails_the_read_after_the_no_data_
     with pytest.raises(ReaderFailed, match=r"no message from the reader process for \d+s"):
         await _drain(reader)
     assert time.monotonic() - t0 < 15
+
+
+async def test_the_reader_fails_with_the_reason_when_nats_is_not_there() -> None:
+    reader = ReaderProcess(ReaderConfig(nats_url="nats://someone:secret@127.0.0.1:1", namespace="t",
+                                        connect_timeout_s=2.0))
+    await reader.start()
+    t0 = time.monotonic()
+    with pytest.raises(ReaderFailed, match="no NATS connection to 127.0.0.1 within 2s") as err:
+        await _drain(reader)
+    assert time.monotonic() - t0 < 20
+    assert "secret" not in str(err.value)
+    assert reader.proc is not None and reader.proc.returncode == 1
