@@ -69,7 +69,7 @@ async def bench_replay(ctx: Ctx) -> list[Row]:
         rate = stats.rate
         rows.append(Row("rebuild all read models", rate, "ev/s", base, "raw ordered read + msgspec decode",
                         rate / base, ">= 50k ev/s and >= 0.33 x baseline", rate >= 50_000 and rate / base >= 0.33,
-                        f"{stats.events:,} events"))
+                        f"{stats.events:,} events; read by a reader process, projected by this one"))
     await bus.js.delete_stream(bus.names.events_stream)
     await bus.close()
     return rows
