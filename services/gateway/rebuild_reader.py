@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import os
 import struct
 import sys
@@ -322,7 +321,9 @@ async def _parent_gone(stdin: asyncio.StreamReader) -> None:
 
 async def _serve(cfg: ReaderConfig, out_fd: int) -> int:
     loop = asyncio.get_running_loop()
-    with contextlib.suppress(OSError):  # fewer wake-ups of the parent; not needed for correctness
+    with contextlib.suppress(OSError, ImportError):  # fewer wake-ups of the parent; not needed for correctness
+        import fcntl
+
         fcntl.fcntl(out_fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), _PIPE_SIZE)
     _, out = await loop.connect_write_pipe(_PipeOut, os.fdopen(out_fd, "wb", buffering=0))
     stdin = asyncio.StreamReader()
@@ -370,6 +371,8 @@ class ReaderProcess:
 
     #: the child's command line (tests put a stand-in here)
     COMMAND: tuple[str, ...] = (sys.executable, "-m", "services.gateway.rebuild_reader")
+    #: bytes of frames the parent takes from the pipe ahead of the reading (twice this, then the child waits)
+    PIPE_LIMIT = 8 * 1024 * 1024
 
     def __init__(self, cfg: ReaderConfig, *, stall_s: float = 30.0, start_timeout_s: float = 30.0,
                  no_data_s: float = 120.0, command: Sequence[str] | None = None):
@@ -386,7 +389,7 @@ class ReaderProcess:
         self.proc = await asyncio.create_subprocess_exec(
             *self.command,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            limit=8 * 1024 * 1024,  # the parent takes several frames from the pipe while it waits on PostgreSQL
+            limit=self.PIPE_LIMIT,  # the parent takes several frames from the pipe while it waits on PostgreSQL
         )
         self._stderr_task = asyncio.create_task(self._collect_stderr(), name="rebuild-reader-stderr")
         assert self.proc.stdin is not None
