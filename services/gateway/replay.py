@@ -1,9 +1,10 @@
 """``xbot replay --rebuild``: drop the read models and project them again from the log, fast.
 
 The rebuild is the projector's batch path with the log read in a second process (``rebuild_reader``): the child
-pays nats-py's per-message parsing on one core while this process decodes, folds and COPYs on the other. Batches
-are applied exactly as the live projector applies them (``Projector._apply``: the offset row's lock,
-idempotency, dead letters, progress), so the rows are the same; a reset of the offset under the rebuild
+reads and parses the log on one core while this process decodes, folds and COPYs on the other. Batches are
+applied exactly as the live projector applies them (``Projector._apply``: the offset row's lock, idempotency,
+dead letters, progress), so the rows are the same; only the write differs: rows go straight into their tables
+by COPY, and a key already there sends that table back to the upsert. A reset of the offset under the rebuild
 (another rebuild) makes it start a new reader from the offset, as the live projector rewinds.
 """
 
