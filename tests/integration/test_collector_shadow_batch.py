@@ -12,23 +12,13 @@ import pytest
 from services.collector.bootstrap import build
 from services.collector.config import CollectorSettings
 from services.collector.handlers import SHADOW_PUBLISH_CHUNK
-from shared.bus import JetStreamBus, wait_until
 from shared.config import load_settings
-from shared.events import Command, DecisionPosted, JobCompleted, OutcomeRecorded, utcnow
+from shared.events import DecisionPosted, OutcomeRecorded, utcnow
 from shared.service import ServiceRuntime, build_context
 from tests.conftest import service_env
+from tests.integration.test_collector_browser import run_collect
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
-
-
-async def run_collect(bus: JetStreamBus, run_id: str) -> JobCompleted:
-    await bus.publish_command(Command(job="collect", run_id=run_id, requested_at=utcnow()))
-    for _ in range(600):
-        found = [i.event for i in await bus.aggregate_history("job", run_id) if isinstance(i.event, JobCompleted)]
-        if found:
-            return found[0]
-        await wait_until(lambda: False, timeout=0.05)
-    raise AssertionError(f"collect run {run_id} did not complete")
 
 
 async def test_shadow_outcomes_are_published_in_pipelined_chunks_exactly_once(nats_url: str, namespace: str):
