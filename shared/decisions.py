@@ -584,14 +584,15 @@ def judge_draft(
 async def publish_draft(publish: Callable[..., Awaitable[int]], event: DecisionQueued | DecisionSkipped, prefix: str) -> bool:
     """Publish a decision's first event; False when the decision already has one (another run got there)."""
     try:
-        await publish(
-            event,
-            expected_last_subject_seq=0,
-            expected_subject=f"{prefix}.decision.{event.decision_id}.*",
-        )
+        await publish(event, **first_event_guard(event.decision_id, prefix))
     except WrongSequence:
         return False
     return True
+
+
+def first_event_guard(decision_id: str, prefix: str) -> dict[str, Any]:
+    """The publish arguments that make the server refuse an event unless it is the decision's first."""
+    return {"expected_last_subject_seq": 0, "expected_subject": f"{prefix}.decision.{decision_id}.*"}
 
 
 Predictor = Callable[[ModelUpdated, dict[str, Any]], float | None]

@@ -37,6 +37,7 @@ async def wire(ctx: ServiceContext) -> tuple[PlanDeps, ServiceParts]:
         flags=ctx.flags.current,
         clock=ctx.clock.now,
         publish=ctx.publish_and_apply,
+        publish_begin=bus.publish_begin,
         local=local,
         live=live.current,
         batch=s.PLAN_BATCH,

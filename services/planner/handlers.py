@@ -4,7 +4,8 @@ A run picks every draft's arm and type first, writes the drafts, embeds them all
 round trip per run in live mode, not one per draft), compares them with the uniqueness index in one matrix
 product (``UniquenessIndex.prepare``), then slots, judges and publishes them one after another, each against
 the state with the run's earlier drafts applied (read-your-writes), so the gates see exactly what they would
-one draft at a time.
+one draft at a time. A skipped draft changes nothing a later draft is judged against, so its event is sent
+without waiting for the server's ack; the run collects those acks at its end, before it reports its counts.
 
 Dependencies are parameters (``PlanDeps``), wired in ``bootstrap.py``. Shadow mode writes with the synthetic
 writer and the local embedder (``generation_source='synthetic'``); live mode with the real LLM through
@@ -28,18 +29,20 @@ from datetime import datetime
 import numpy as np
 import structlog
 
+from shared.bus import WrongSequence
 from shared.decisions import (
     Predictor,
     RecentDecisions,
     Writer,
     draft_features,
+    first_event_guard,
     judge_draft,
     predicted_er,
     publish_draft,
 )
-from shared.events import Command, DecisionQueued, float32_bytes
+from shared.events import Command, DecisionQueued, DecisionSkipped, float32_bytes
 from shared.flags import Flags
-from shared.gates import format_block_line
+from shared.gates import ChainOutcome, format_block_line
 from shared.learning.arms import timing_arm
 from shared.llm.port import Draft, DraftRequest, LLMFailure
 
@@ -52,6 +55,10 @@ PLAN_NAMESPACE = uuid.UUID("4f1d1c1e-4a47-5e0b-9a51-706c616e6e65")
 LLM_FAILED_LINE = "[PLAN_JOB] OpenAI failed, not queueing real content"
 
 Publish = Callable[..., Awaitable[int]]
+#: sends an event and returns at once; the future gives its sequence once the server has acked it
+PublishBegin = Callable[..., Awaitable["asyncio.Future[int]"]]
+#: how long a run waits, at its end, for the acks of the skipped drafts it sent
+ACK_TIMEOUT_S = 30.0
 
 
 @dataclass
@@ -67,6 +74,8 @@ class PlanDeps:
     live: Callable[[], Writer | None]
     #: the latest model's ER predictor (None: predicted_er stays null)
     predict: Predictor | None = None
+    #: send a skipped draft's event without waiting for its ack (None: ``publish`` it like the others)
+    publish_begin: PublishBegin | None = None
     batch: int = 3
     #: queued posts beyond which a run plans nothing
     max_queued: int = 24
@@ -154,13 +163,52 @@ async def _plan(cmd: Command, deps: PlanDeps, evt_prefix: str) -> dict[str, int]
     # to the rows indexed before the run come from one matrix product, the rest is computed per draft
     index = deps.state.index_for(embedded.model)
     index.prepare(embeddings)
+    sent: list[Sent] = []
     try:
         for (p, draft), embedding in zip(drafts, embeddings, strict=True):
-            await _judge_and_publish(p, draft, embedding, embedded.model, deps, policy, rng, cmd, evt_prefix, counts,
-                                     live=live, source=source)
+            s = await _judge_and_publish(p, draft, embedding, embedded.model, deps, policy, rng, cmd, evt_prefix,
+                                         counts, live=live, source=source)
+            if s is not None:
+                sent.append(s)
+    except BaseException:
+        for s in sent:
+            s.seq.cancel()  # the run fails as it is; nobody will read these acks
+        raise
     finally:
         index.forget_prepared()
+    await _settle(sent, counts)
     return counts
+
+
+class Sent:
+    """A skipped draft's event on its way: counted and logged once the server has acked it."""
+
+    __slots__ = ("decision_id", "outcome", "seq")
+
+    def __init__(self, decision_id: str, outcome: ChainOutcome, seq: asyncio.Future[int]):
+        self.decision_id, self.outcome, self.seq = decision_id, outcome, seq
+
+
+async def _settle(sent: list[Sent], counts: dict[str, int]) -> None:
+    if not sent:
+        return
+    acks = await asyncio.wait_for(asyncio.gather(*(s.seq for s in sent), return_exceptions=True), ACK_TIMEOUT_S)
+    failure: BaseException | None = None
+    for s, ack in zip(sent, acks, strict=True):
+        if isinstance(ack, WrongSequence):
+            counts["duplicate"] += 1  # another run wrote this decision first
+        elif isinstance(ack, BaseException):
+            failure = failure or ack
+        else:
+            _count_skipped(s.decision_id, s.outcome, counts)
+    if failure is not None:
+        raise failure  # as a failed publish would: the run fails and is retried (its decision ids are stable)
+
+
+def _count_skipped(decision_id: str, outcome: ChainOutcome, counts: dict[str, int]) -> None:
+    counts["skipped"] += 1
+    assert outcome.blocked_by is not None
+    log.info(format_block_line(decision_id, outcome.blocked_by), details=outcome.blocked_by.details)
 
 
 def _log_failure(exc: LLMFailure, decision_id: str, live: bool) -> None:
@@ -173,7 +221,9 @@ def _log_failure(exc: LLMFailure, decision_id: str, live: bool) -> None:
 async def _judge_and_publish(
     p: Pick, draft: Draft, embedding: bytes, embedding_model: str, deps: PlanDeps, policy: PlanPolicy,
     rng: np.random.Generator, cmd: Command, evt_prefix: str, counts: dict[str, int], *, live: bool, source: str,
-) -> None:
+) -> Sent | None:
+    """Judge one draft and write its event. A skipped one is only sent when ``deps.publish_begin`` is given
+    (returned, to be settled by the caller); a queued one is published and applied before this returns."""
     now = deps.clock()
     hour, scheduled_at = slot(deps.state, policy, now, rng)
     decision_id = p.decision_id
@@ -200,9 +250,12 @@ async def _judge_and_publish(
         correlation_id=cmd.run_id,
         event_id=f"{decision_id}:draft",
     )
+    if isinstance(event, DecisionSkipped) and deps.publish_begin is not None:
+        seq = await deps.publish_begin(event, **first_event_guard(decision_id, evt_prefix))
+        return Sent(decision_id, outcome, seq)
     if not await publish_draft(deps.publish, event, evt_prefix):
         counts["duplicate"] += 1
-        return
+        return None
     if isinstance(event, DecisionQueued):
         counts["queued"] += 1
         at = event.scheduled_at.isoformat() if event.scheduled_at else None
@@ -213,6 +266,5 @@ async def _judge_and_publish(
             log.info(f"[PLAN_JOB] ✅ Synthetic content generated (decision_id={decision_id}, status=queued, "
                      f"scheduled_at={at})")
     else:
-        counts["skipped"] += 1
-        assert outcome.blocked_by is not None
-        log.info(format_block_line(decision_id, outcome.blocked_by), details=outcome.blocked_by.details)
+        _count_skipped(decision_id, outcome, counts)
+    return None

@@ -14,7 +14,7 @@ import nats
 import structlog
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import api
-from nats.js.errors import BadRequestError, NotFoundError
+from nats.js.errors import APIError, BadRequestError, NoStreamResponseError, NotFoundError
 
 from ..events import Event, decode, encode, subject_of
 from ..events.commands import Command
@@ -55,18 +55,94 @@ class ReadItem(msgspec.Struct, gc=False):
 CAUGHT_UP = ReadItem(0, "", b"", caught_up=True)
 
 
+def publish_headers(event: Event, expected_last_subject_seq: int | None, expected_subject: str | None) -> dict[str, str]:
+    """``Nats-Msg-Id`` = the event id (the server drops a repeat within the duplicate window), and the expected
+    last sequence on ``expected_subject`` when one is given."""
+    headers = {"Nats-Msg-Id": event.event_id}
+    if expected_last_subject_seq is not None:
+        headers["Nats-Expected-Last-Subject-Sequence"] = str(expected_last_subject_seq)
+        if expected_subject:
+            headers["Nats-Expected-Last-Subject-Sequence-Subject"] = expected_subject
+    return headers
+
+
 def _type_of_subject(subject: str) -> str:
     toks = subject.split(".")
     return f"{toks[2]}.{toks[-1]}" if len(toks) >= 5 else ""
 
 
+class AckInbox:
+    """Publishes whose acks are awaited later: one wildcard inbox subscription, one future per message, at most
+    ``max_in_flight`` unacknowledged. Used instead of nats-py's ``publish_async``, whose reply handler raises a
+    refused publish's error (a wrong expected sequence, a full stream) inside the subscription callback, so that
+    future never settles."""
+
+    def __init__(self, nc: nats.NATS, max_in_flight: int):
+        self.nc = nc
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self._futures: dict[str, asyncio.Future[int]] = {}
+        self._prefix = ""
+        self._n = 0
+        self._sub: Any = None
+
+    async def send(self, subject: str, payload: bytes, headers: dict[str, str]) -> asyncio.Future[int]:
+        """Put the message on the wire; the future gives its stream sequence, or raises ``WrongSequence`` /
+        ``nats.js.errors.APIError`` as the server answered. It never times out by itself: await it with one."""
+        if self._sub is None:
+            inbox = self.nc.new_inbox()
+            self._sub = await self.nc.subscribe(inbox + ".*", cb=self._on_reply)
+            self._prefix = inbox + "."
+        try:
+            await asyncio.wait_for(self._slots.acquire(), 30)
+        except TimeoutError:
+            raise TimeoutError("30 s with every publish slot waiting for its ack") from None
+        self._n += 1
+        token = str(self._n)
+        fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._futures[token] = fut
+        fut.add_done_callback(lambda _f: self._done(token))
+        try:
+            await self.nc.publish(subject, payload, reply=self._prefix + token, headers=headers)
+        except BaseException:
+            fut.cancel()
+            raise
+        return fut
+
+    def _done(self, token: str) -> None:
+        if self._futures.pop(token, None) is not None:
+            self._slots.release()
+
+    async def _on_reply(self, msg: Any) -> None:
+        fut = self._futures.get(msg.subject[len(self._prefix):])
+        if fut is None or fut.done():
+            return
+        status = (msg.headers or {}).get("Status")
+        if status == "503":
+            fut.set_exception(NoStreamResponseError())
+            return
+        try:
+            resp = msgspec.json.decode(msg.data)
+            err = resp.get("error")
+            if err is None:
+                fut.set_result(int(resp["seq"]))
+            elif err.get("err_code") == WRONG_LAST_SEQUENCE:
+                fut.set_exception(WrongSequence(str(err.get("description", "wrong last sequence"))))
+            else:
+                try:
+                    APIError.from_error(err)  # raises the class for the code (BadRequestError for 400...)
+                except APIError as exc:
+                    fut.set_exception(exc)
+        except (msgspec.DecodeError, AttributeError, KeyError, TypeError, ValueError) as exc:
+            fut.set_exception(APIError(description=f"unreadable publish ack: {exc}"))
+
+
 class JetStreamBus:
     def __init__(self, nc: nats.NATS, names: BusNames, settings: StreamSettings, max_in_flight: int = 1000):
         self.nc = nc
-        self.js = nc.jetstream(publish_async_max_pending=max_in_flight)
+        self.js = nc.jetstream()
+        self.acks = AckInbox(nc, max_in_flight)
         self.names = names
         self.settings = settings
-        self._max_in_flight = max_in_flight
         self._closing_state: dict[str, bool] | None = None
 
     # --- connection -------------------------------------------------------------------------------------------
@@ -210,11 +286,7 @@ class JetStreamBus:
         """Publish one event with ``Nats-Msg-Id`` = event id. With ``expected_last_subject_seq`` the server
         refuses the write (``WrongSequence``) unless the last message on ``expected_subject`` (a wildcard over the
         aggregate's subjects) has exactly that sequence."""
-        headers = {"Nats-Msg-Id": event.event_id}
-        if expected_last_subject_seq is not None:
-            headers["Nats-Expected-Last-Subject-Sequence"] = str(expected_last_subject_seq)
-            if expected_subject:
-                headers["Nats-Expected-Last-Subject-Sequence-Subject"] = expected_subject
+        headers = publish_headers(event, expected_last_subject_seq, expected_subject)
         try:
             ack = await self.js.publish(self.subject(event), encode(event), headers=headers, timeout=10)
         except BadRequestError as exc:
@@ -223,16 +295,28 @@ class JetStreamBus:
             raise
         return ack.seq
 
+    async def publish_begin(
+        self,
+        event: Event,
+        *,
+        expected_last_subject_seq: int | None = None,
+        expected_subject: str | None = None,
+    ) -> asyncio.Future[int]:
+        """``publish`` without waiting for the server's ack: the message is on the wire (in order with every
+        later publish on this connection) when this returns; the future gives its sequence, or raises as
+        ``publish`` would (``WrongSequence``...). The caller awaits it, with a timeout, before it reports the
+        event written."""
+        headers = publish_headers(event, expected_last_subject_seq, expected_subject)
+        return await self.acks.send(self.subject(event), encode(event), headers)
+
     async def publish_many(self, events: list[Event]) -> list[int]:
-        """Many events without awaiting each: ``publish_async`` with a bounded number in flight."""
-        futures = []
-        for ev in events:
-            fut = await self.js.publish_async(
-                self.subject(ev), encode(ev), headers={"Nats-Msg-Id": ev.event_id}, wait_stall=30
-            )
-            futures.append(fut)
-        acks = await asyncio.gather(*futures)
-        return [a.seq for a in acks]
+        """Many events without awaiting each (``publish_begin``, a bounded number in flight), then every ack."""
+        futures = [await self.acks.send(self.subject(ev), encode(ev), {"Nats-Msg-Id": ev.event_id}) for ev in events]
+        try:
+            return list(await asyncio.wait_for(asyncio.gather(*futures), 30))
+        finally:
+            for f in futures:
+                f.cancel()  # only those not settled: a failed batch leaves no future behind
 
     async def publish_command(self, command: Command, *, msg_id: str | None = None) -> int:
         """A job request. Periodic runs pass ``msg_id=<job>:<slot>`` so N replicas produce one run per slot."""

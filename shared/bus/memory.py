@@ -30,7 +30,7 @@ from .core import (
     retry_delay,
     subject_matches,
 )
-from .jetstream import CAUGHT_UP, ReadItem, _type_of_subject
+from .jetstream import CAUGHT_UP, ReadItem, _type_of_subject, publish_headers
 
 
 @dataclass
@@ -166,12 +166,18 @@ class InMemoryBus:
 
     async def publish(self, event: Event, *, expected_last_subject_seq: int | None = None,
                       expected_subject: str | None = None) -> int:
-        headers = {"Nats-Msg-Id": event.event_id}
-        if expected_last_subject_seq is not None:
-            headers["Nats-Expected-Last-Subject-Sequence"] = str(expected_last_subject_seq)
-            if expected_subject:
-                headers["Nats-Expected-Last-Subject-Sequence-Subject"] = expected_subject
+        headers = publish_headers(event, expected_last_subject_seq, expected_subject)
         return await self._append(self.events, self.subject(event), encode(event), headers)
+
+    async def publish_begin(self, event: Event, *, expected_last_subject_seq: int | None = None,
+                            expected_subject: str | None = None) -> asyncio.Future[int]:
+        seq: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        try:
+            seq.set_result(await self.publish(event, expected_last_subject_seq=expected_last_subject_seq,
+                                              expected_subject=expected_subject))
+        except Exception as exc:
+            seq.set_exception(exc)
+        return seq
 
     async def publish_many(self, events: list[Event]) -> list[int]:
         return [await self.publish(e) for e in events]

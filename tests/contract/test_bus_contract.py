@@ -57,6 +57,18 @@ async def test_optimistic_concurrency_loser_gets_error(any_bus) -> None:
     assert sum(isinstance(r, WrongSequence) for r in results) == 1
 
 
+async def test_publish_begin_sends_in_order_and_its_future_gives_the_seq_or_wrong_sequence(any_bus) -> None:
+    bus = any_bus
+    subj = f"{bus.names.evt_prefix}.decision.d1.*"
+    first = await bus.publish_begin(approved("d1"), expected_last_subject_seq=0, expected_subject=subj)
+    later = await bus.publish(approved("d2"))  # a plain publish after it: the log keeps the order they were sent
+    refused = await bus.publish_begin(approved("d1"), expected_last_subject_seq=0, expected_subject=subj)
+    assert await asyncio.wait_for(first, 5) == 1 and later == 2
+    with pytest.raises(WrongSequence):
+        await asyncio.wait_for(refused, 5)
+    assert await bus.last_seq() == 2
+
+
 async def test_redelivery_nak_term_dead_letter_and_max_deliver(any_bus) -> None:
     bus = any_bus
     for i in range(3):

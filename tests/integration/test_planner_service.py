@@ -275,3 +275,22 @@ async def test_a_full_queue_plans_nothing_more(bus: JetStreamBus) -> None:
     assert second["queued"] + second["skipped"] == 4 - first["queued"]
     assert third.get("_skipped") == 1 and third["queued"] == 0
     assert any(e["event"] == "[PLAN_JOB] ⏭️ Queue full, nothing planned" and e["queued"] == 4 for e in logs)
+
+
+async def test_skipped_drafts_are_counted_once_acked_and_a_redelivered_run_writes_none_again(bus: JetStreamBus) -> None:
+    # strict gates, so that most drafts of the run are skipped (their events are sent without awaiting each ack)
+    env = {"MODE": "shadow", "PLAN_BATCH": "6", "MIN_QUALITY_SCORE": "1.0", "SIMILARITY_THRESHOLD": "0.0"}
+    async with planners(bus, env) as (planner,):
+        with capture_logs() as logs:
+            counts = await planner.run("run-skips")
+        skipped = await events_of(bus, "decision.skipped")
+        queued = await events_of(bus, "decision.queued")
+        # each draft's event is in the log exactly once, and the counts and log lines match the log
+        assert counts["skipped"] == len(skipped) >= 1 and counts["queued"] == len(queued)
+        assert counts["skipped"] + counts["queued"] == 6 and counts["duplicate"] == 0
+        assert len({e.decision_id for e in skipped}) == len(skipped)
+        block_lines = [e for e in logs if str(e["event"]).startswith("[GATE_CHAIN] ⛔ Blocked")]
+        assert len(block_lines) == len(skipped)
+        again = await planner.run("run-skips")
+    assert again == {"queued": 0, "skipped": 0, "failed": 0, "duplicate": 6}
+    assert len(await events_of(bus, "decision.skipped")) == len(skipped)
