@@ -91,6 +91,8 @@ _BANNED_RE: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
     (p, re.compile(r"(?<!\w)" + (r"delv(?:e|es|ed|ing)" if p == "delve" else re.escape(p)) + r"(?!\w)"))
     for p in BANNED_PHRASES
 )
+#: any of them (a part none of them matches, most parts, is read once, not once per phrase)
+_ANY_BANNED_RE = re.compile("|".join(f"(?:{rx.pattern})" for _, rx in _BANNED_RE))
 
 _PLACEHOLDER_RE: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("[insert", re.compile(r"\[\s*(?:insert|your|add|name|topic|link|placeholder|tbd)\b", re.IGNORECASE)),
@@ -214,7 +216,7 @@ def quality_gate(
     scores["complete"] = 0.0 if truncated else 1.0
 
     folded_parts = [_fold(p) for p in parts]
-    banned = sorted({name for f in folded_parts for name, rx in _BANNED_RE if rx.search(f)})
+    banned = sorted({name for f in folded_parts if _ANY_BANNED_RE.search(f) for name, rx in _BANNED_RE if rx.search(f)})
     if banned:
         notes["banned_phrases"] = banned
     scores["banned"] = 0.0 if banned else 1.0

@@ -66,9 +66,16 @@ def _trim_url_end(text: str, start: int, end: int) -> int:
     return end
 
 
+#: what every match of ``_URL_RE`` contains: ``://`` or a dot before a letter (the TLD); text without either has
+#: no URL, and most drafts have none, so the full expression is tried only where one may be
+_URL_HINT_RE = re.compile(r"://|\.[a-z]", re.IGNORECASE)
+
+
 def find_urls(text: str) -> list[tuple[int, int]]:
     """Spans ``(start, end)`` of the URLs X would link in ``text`` (already NFC-normalised or not)."""
     spans: list[tuple[int, int]] = []
+    if _URL_HINT_RE.search(text) is None:
+        return spans
     for m in _URL_RE.finditer(text):
         if m.group("proto") is None:
             tld = m.group("tld").lower()

@@ -222,3 +222,23 @@ def test_bad_input_raises_for_the_chain_to_fail_closed():
 def test_empty_part_is_a_hard_block():
     r = q([GOOD, "   "], decision_type="thread", min_score=0.0)
     assert not r.passed and r.reason == "empty_part"
+
+
+def test_the_any_banned_prefilter_gives_the_phrases_one_by_one_would() -> None:
+    import re
+
+    import shared.gates.quality as quality_mod
+
+    texts = [f"Here is the thing: {p} matters more than you think." for p in BANNED_PHRASES]
+    texts += [f"Start. {p.upper()}, then {BANNED_PHRASES[0]}." for p in BANNED_PHRASES[:5]]
+    texts += ["Here is the thing: delved deep, nothing banned here.", "Here is the thing: delves into it.",
+              "Here is the thing: undelve is not a word, gamechanger neither.", GOOD]
+    fast = [q([t], min_score=0.0).details.get("banned_phrases") for t in texts]
+    any_re = quality_mod._ANY_BANNED_RE
+    quality_mod._ANY_BANNED_RE = re.compile("")  # matches every text: each phrase is tried on its own
+    try:
+        slow = [q([t], min_score=0.0).details.get("banned_phrases") for t in texts]
+    finally:
+        quality_mod._ANY_BANNED_RE = any_re
+    assert fast == slow
+    assert sum(b is not None for b in fast) >= len(BANNED_PHRASES)

@@ -148,3 +148,26 @@ def test_thread_hashes_its_joined_parts():
     assert content_hash(parts) == content_hash("1/ Ship small. 2/ Ship often.")
     assert content_hash(parts) == content_hash(tuple(parts))
     assert content_hash(parts) != content_hash(parts[:1])
+
+
+_URLISH = st.text(alphabet=string.ascii_letters + string.digits + " ./:-()[]?!,'\"@#$_\u0130\u0131\u017f\u212a", max_size=60)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(["https://", "http://x", "example.com", "a.co.uk", "setup.py", "x.io/p", ". ", ".",
+                                 "word", "..", "://", "e.g.", "EXAMPLE.COM", "Site.Io/x", "KA.\u212a", "\u0130.\u017fh"]) | _URLISH,
+                max_size=8))
+def test_the_url_hint_never_hides_a_url(pieces):
+    # find_urls skips the full expression when the cheap hint finds nothing: the same spans as trying it always
+    import re
+
+    import shared.gates.text as text_mod
+
+    text = " ".join(pieces)
+    fast = find_urls(text)
+    hint = text_mod._URL_HINT_RE
+    text_mod._URL_HINT_RE = re.compile("")  # matches everywhere: the full expression always runs
+    try:
+        assert find_urls(text) == fast
+    finally:
+        text_mod._URL_HINT_RE = hint
