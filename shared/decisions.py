@@ -512,11 +512,15 @@ def judge_draft(
     target_username: str | None = None,
     correlation_id: str | None = None,
     event_id: str | None = None,
+    schedule: Callable[[], tuple[datetime, str, dict[str, FeatureValue]]] | None = None,
 ) -> tuple[DecisionQueued | DecisionSkipped, ChainOutcome]:
     """Run the gate chain on one draft and write the event that records it: ``decision.queued`` when every
     gate passed, else ``decision.skipped`` with the blocking gate, its reason and score (no schedule).
 
     ``features`` gets the quality score added; ``predict(features)`` gives ``predicted_er`` (None without it).
+    ``schedule``, when given, is called only for a draft that passed (no gate depends on the slot, and a skipped
+    draft is never slotted): it returns the ``scheduled_at``, ``timing_arm`` and ``features`` to record, in place
+    of the arguments of those names (a skipped draft keeps ``features`` and has no timing arm).
     """
     part_list = list(parts)
     chash = content_hash(part_list)
@@ -539,6 +543,11 @@ def judge_draft(
         blocked_by = GateResult("uniqueness", False, "duplicate_hash", 1.0, {"duplicate_of": twin})
         results = [r for r in outcome.results if r.gate == "quality"] + [blocked_by]
         outcome = ChainOutcome(False, results, blocked_by)
+    if schedule is not None:
+        if outcome.passed:
+            scheduled_at, timing_arm, features = schedule()
+        else:
+            scheduled_at, timing_arm = None, None
     quality = outcome.result("quality")
     quality_score = None if quality is None or quality.score is None else round(float(quality.score), 6)
     feats: dict[str, FeatureValue] = {**(features or {}), "quality_score": quality_score}

@@ -8,13 +8,14 @@ For the drafts of a ``plan`` run (no I/O here; the handler does the LLM calls an
    (when at least one arm remains), so no LLM money is spent on a draft that cannot be queued. A run picks
    every draft's arm before it writes any, each pick counting the run's earlier picks as queued.
 2. **Type** -- ``thread`` with probability ``thread_ratio``, else ``single``.
-3. **Slot** (``slot``, once the draft is written and embedded, right before it is judged) -- an hour by UCB1
+3. **Slot** (``slot``, once the draft has passed every gate: no gate depends on it, and a skipped draft is
+   never slotted, so its ``decision.skipped`` has no timing arm and ``hour`` null in its features) -- an hour by UCB1
    over the 24 hourly slots of the model (every hour untried before any model), among the hours whose next
    occurrence still has room; ``scheduled_at`` is the earliest moment of that occurrence that keeps ``gap``
    (``MIN_POST_INTERVAL_MINUTES``, or 60 / ``MAX_POSTS_PER_HOUR`` minutes when that is longer, so the poster can
    honour both) from every queued and recent post, and ``MIN_POST_INTERVAL_MINUTES`` from every queued and
    recent reply (replies are not under the hourly cap).
-4. **Judge** -- the gate chain (quality, uniqueness over every queued and posted decision of the window,
+4. **Judge** (before the slot, which it calls for a draft that passed) -- the gate chain (quality, uniqueness over every queued and posted decision of the window,
    rotation over the last 7 days), then ``decision.queued`` or ``decision.skipped`` (see
    ``shared.decisions.judge_draft``), one draft after another, each against the state with the run's earlier
    drafts applied.

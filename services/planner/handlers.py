@@ -31,6 +31,7 @@ import structlog
 
 from shared.bus import WrongSequence
 from shared.decisions import (
+    FeatureValue,
     Predictor,
     RecentDecisions,
     Writer,
@@ -225,9 +226,13 @@ async def _judge_and_publish(
     """Judge one draft and write its event. A skipped one is only sent when ``deps.publish_begin`` is given
     (returned, to be settled by the caller); a queued one is published and applied before this returns."""
     now = deps.clock()
-    hour, scheduled_at = slot(deps.state, policy, now, rng)
     decision_id = p.decision_id
-    features = draft_features(draft.parts, decision_type=p.decision_type, topic=p.topic, angle=p.angle, hour=hour)
+    features = draft_features(draft.parts, decision_type=p.decision_type, topic=p.topic, angle=p.angle, hour=None)
+
+    def schedule() -> tuple[datetime, str, dict[str, FeatureValue]]:
+        hour, at = slot(deps.state, policy, now, rng)  # only for a draft every gate passed
+        return at, timing_arm(hour), {**features, "hour": hour}
+
     event, outcome = judge_draft(
         decision_id=decision_id,
         decision_type=p.decision_type,
@@ -242,8 +247,9 @@ async def _judge_and_publish(
         now=now,
         live=live,
         gate=policy.gate,
-        scheduled_at=scheduled_at,
-        timing_arm=timing_arm(hour),
+        scheduled_at=None,
+        timing_arm=None,
+        schedule=schedule,
         predict=lambda f: predicted_er(deps.state.model, f, deps.predict),
         features=features,
         model_version=p.model_version,

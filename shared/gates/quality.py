@@ -87,12 +87,14 @@ BANNED_PHRASES: tuple[str, ...] = (
     "i hope this helps",
 )
 # "delve" also catches delves/delved/delving; the rest match as whole words.
-_BANNED_RE: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
-    (p, re.compile(r"(?<!\w)" + (r"delv(?:e|es|ed|ing)" if p == "delve" else re.escape(p)) + r"(?!\w)"))
-    for p in BANNED_PHRASES
+_BANNED_BODY: tuple[tuple[str, str], ...] = tuple(
+    (p, r"delv(?:e|es|ed|ing)" if p == "delve" else re.escape(p)) for p in BANNED_PHRASES
 )
-#: any of them (a part none of them matches, most parts, is read once, not once per phrase)
-_ANY_BANNED_RE = re.compile("|".join(f"(?:{rx.pattern})" for _, rx in _BANNED_RE))
+_BANNED_RE: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
+    (p, re.compile(r"(?<!\w)" + body + r"(?!\w)")) for p, body in _BANNED_BODY
+)
+#: any of them, the word-start test once per position (a part none of them matches, most parts, is read once)
+_ANY_BANNED_RE = re.compile(r"(?<!\w)(?:" + "|".join(body for _, body in _BANNED_BODY) + r")(?!\w)")
 
 _PLACEHOLDER_RE: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("[insert", re.compile(r"\[\s*(?:insert|your|add|name|topic|link|placeholder|tbd)\b", re.IGNORECASE)),

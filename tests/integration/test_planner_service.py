@@ -289,6 +289,9 @@ async def test_skipped_drafts_are_counted_once_acked_and_a_redelivered_run_write
         assert counts["skipped"] == len(skipped) >= 1 and counts["queued"] == len(queued)
         assert counts["skipped"] + counts["queued"] == 6 and counts["duplicate"] == 0
         assert len({e.decision_id for e in skipped}) == len(skipped)
+        # a skipped draft is never slotted; a queued one has its slot in its timing arm and features
+        assert all(e.scheduled_at is None and e.timing_arm is None and e.features["hour"] is None for e in skipped)
+        assert all(q.timing_arm == f"hour:{q.scheduled_at.hour}" == f"hour:{q.features['hour']}" for q in queued)
         block_lines = [e for e in logs if str(e["event"]).startswith("[GATE_CHAIN] ⛔ Blocked")]
         assert len(block_lines) == len(skipped)
         again = await planner.run("run-skips")
