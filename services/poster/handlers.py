@@ -61,6 +61,8 @@ from .domain import (
 log = structlog.get_logger("poster")
 
 TAG = "[POSTING_ORCHESTRATOR]"
+#: ``_decide``'s answer when its optimistic pass cannot go on without catching up with the log first
+STALE = "stale"
 
 
 class Publish(Protocol):
@@ -186,16 +188,33 @@ class Poster:
         return "retry_later"
 
     async def _pass(self, decision_id: str, flags: Flags, simulated: bool, cmd: Command) -> str:
+        """One pass over a decision. The common case -- queued, no attempt open -- goes straight to its claim,
+        whose expected sequence makes the server refuse it if our view of the decision is stale; only then, or
+        when anything else would be written first, is the state caught up with the log and the pass made again."""
+        view = self.state.get(decision_id)
+        if view is not None and view.status == "queued" and view.open_claim is None:
+            result = await self._decide(decision_id, flags, simulated, cmd, optimistic=True)
+            if result != STALE:
+                return result
         await self.catch_up(decision_id)
+        return await self._decide(decision_id, flags, simulated, cmd, optimistic=False)
+
+    async def _decide(self, decision_id: str, flags: Flags, simulated: bool, cmd: Command, *, optimistic: bool) -> str:
+        """``_pass``'s decision; when ``optimistic`` it writes nothing but a claim, and answers ``STALE`` where it
+        would write anything else or where the claim is refused (the caller catches up and decides again)."""
         view = self.state.get(decision_id)
         if view is None or view.status != "queued":
             return "not_queued"
         try:
             x = await self.accounts.get(simulated)
         except XError as exc:
+            if optimistic:
+                return STALE
             return await self._account_unusable(view, exc, simulated, cmd)
 
         if view.open_claim is not None:
+            if optimistic:
+                return STALE
             found = await self._reconcile(view, x, simulated, cmd)
             if found != "not_found":
                 return found
@@ -237,12 +256,15 @@ class Poster:
 
         now = self.clock.now()
         until = self.state.cooldown_until(simulated, flags.X_COOLDOWN_MINUTES)
+        limit = self.state.rate_limit(view, now, flags, simulated)
+        if optimistic and ((until is not None and until > now) or limit is not None or (
+                view.is_reply and not view.target_tweet_id)):
+            return STALE  # a skip or a failure is written only on a view caught up with the log
         if until is not None and until > now:
             await self._skip(
                 view, "cooldown", cmd, f"X answered 226; posting paused until {until.isoformat()}"
             )
             return "cooldown"
-        limit = self.state.rate_limit(view, now, flags, simulated)
         if limit is not None:
             await self._skip(view, "rate_limited", cmd, limit)
             return "rate_limited"
@@ -254,10 +276,11 @@ class Poster:
                 view, view.claims, "a reply without target_tweet_id", "no_reply_target", True, cmd
             )
             return "failed"
-        return await self._attempt(view, x, simulated, cmd)
+        return await self._attempt(view, x, simulated, cmd, optimistic=optimistic)
 
     # ---------------------------------------------------------------------------------------- attempt
-    async def _attempt(self, view: DecisionView, x: XAccount, simulated: bool, cmd: Command) -> str:
+    async def _attempt(self, view: DecisionView, x: XAccount, simulated: bool, cmd: Command, *,
+                       optimistic: bool = False) -> str:
         did = view.decision_id
         attempt = view.claims + 1
         claim = DecisionPostStarted(
@@ -274,6 +297,8 @@ class Poster:
                 claim, expected_last_subject_seq=view.last_seq, expected_subject=self.claim_subject(did)
             )
         except WrongSequence:
+            if optimistic:
+                return STALE  # our view was behind the log: catch up and look again
             log.info(
                 f"{TAG} decision_id={did} is being handled by another poster; leaving it", attempt=attempt
             )

@@ -434,6 +434,31 @@ async def _frozen(_: str | None = None) -> None:
     return None
 
 
+async def test_a_view_behind_the_log_is_caught_up_only_when_its_claim_is_refused(world):
+    bus, clock, live, sim = world
+    await bus.publish(queued("a"))
+    await bus.publish(queued("b"))
+    r1 = Rig(bus, clock, LIVE_ON, live, sim, name="p1", policy=PostingPolicy(batch=1))
+    r2 = Rig(bus, clock, LIVE_ON, live, sim, name="p2")
+    await r2.catch_up()
+    assert (await r1.run("x1"))["posted"] == 1  # "a" claimed and posted; r2's state has not seen it
+    asked: list[str | None] = []
+
+    async def lagging(did: str | None = None) -> None:
+        asked.append(did)
+        if did is not None:  # the run's own catch-up happened before r1 posted
+            await r2.catch_up(did)
+
+    r2.poster.catch_up = lagging
+    c2 = await r2.run("x2")
+    # "a": the optimistic claim is refused, the state caught up, and the decision is seen posted; "b" goes straight
+    # to its claim (no catch-up of its own)
+    assert asked == [None, "a"]
+    assert c2["not_queued"] == 1 and c2["posted"] == 1 and c2.get("claim_lost", 0) == 0
+    assert sorted(t.text for t in live.tweets) == sorted([queued("a").content, queued("b").content])
+    assert len(await events_of(bus, DecisionPostStarted)) == 2 and len(await events_of(bus, DecisionPosted)) == 2
+
+
 async def test_claim_in_doubt_waits_for_the_grace_then_posts_once(world):
     bus, clock, live, _ = world
     r = rig(world, policy=PostingPolicy(reconcile_grace_minutes=10))
