@@ -432,17 +432,21 @@ class SyntheticWriter:
 _TOKEN_RE = re.compile(r"[a-z0-9]+(?:['’][a-z]+)?")
 
 
-def _features(text: str) -> Counter[str]:
-    norm = unicodedata.normalize("NFKC", text).casefold()
-    tokens = _TOKEN_RE.findall(norm)
-    # counted in one go (Counter keeps the order of first appearance: words, word pairs, 3-grams, 4-grams)
-    keys = ["w:" + t for t in tokens]
-    keys += ["b:" + a + " " + b for a, b in zip(tokens, tokens[1:], strict=False)]
+def _tokens(text: str) -> list[str]:
+    return _TOKEN_RE.findall(unicodedata.normalize("NFKC", text).casefold())
+
+
+def _feature_counts(tokens: list[str]) -> tuple[tuple[str, Counter[str]], ...]:
+    """The features of a text by kind, each counted in order of first appearance: words, word pairs, character
+    3-grams and 4-grams of the words joined by single spaces with a space at each end (feature ``<kind>:<text>``)."""
     padded = " " + " ".join(tokens) + " "
-    for n in (3, 4):
-        prefix = f"c{n}:"
-        keys += [prefix + g for g in (padded[i : i + n] for i in range(len(padded) - n + 1)) if g.strip()]
-    return Counter(keys)
+    n = len(padded)
+    return (
+        ("w", Counter(tokens)),
+        ("b", Counter(map(" ".join, zip(tokens, tokens[1:], strict=False)))),
+        ("c3", Counter([padded[i : i + 3] for i in range(n - 2)])),
+        ("c4", Counter([padded[i : i + 4] for i in range(n - 3)])),
+    )
 
 
 _WEIGHTS = {"w": 1.0, "b": 0.7, "c3": 0.35, "c4": 0.45}
@@ -463,7 +467,9 @@ class HashingEmbedder:
         if dim < 1:
             raise ValueError("dim must be at least 1")
         self._dim = dim
-        self._cache: dict[str, tuple[int, float]] = {}
+        #: per kind of feature: feature -> (bucket, sign * weight)
+        self._cache: dict[str, dict[str, tuple[int, float]]] = {kind: {} for kind in _WEIGHTS}
+        self._cached = 0
 
     @property
     def model(self) -> str:
@@ -474,26 +480,31 @@ class HashingEmbedder:
         return self._dim
 
     def vector(self, text: str) -> np.ndarray:
-        feats = _features(text)
-        cache = self._cache
-        hashed = [cache.get(f) or self._hash(f) for f in feats]
-        buckets = np.fromiter((b for b, _ in hashed), dtype=np.intp, count=len(hashed))
-        weights = np.fromiter(
-            (sw * _log_factor(c) for (_, sw), c in zip(hashed, feats.values(), strict=True)),
-            dtype=np.float64, count=len(hashed),
-        )
+        buckets: list[int] = []
+        weights: list[float] = []
+        for kind, counts in _feature_counts(_tokens(text)):
+            cache = self._cache[kind]
+            for feat, count in counts.items():
+                bucket, signed = cache.get(feat) or self._hash(kind, feat)
+                buckets.append(bucket)
+                weights.append(signed * _log_factor(count))
         # bincount adds the weights in order, as ``v[bucket] += weight`` one feature after another would
-        v = np.bincount(buckets, weights=weights, minlength=self._dim).astype(np.float64, copy=False)
+        v = np.bincount(np.array(buckets, dtype=np.intp), weights=np.array(weights, dtype=np.float64),
+                        minlength=self._dim).astype(np.float64, copy=False)
         return normalize_rows(v)[0]
 
-    def _hash(self, feat: str) -> tuple[int, float]:
-        """(bucket, sign * weight) of a feature, kept: the templates repeat the same words and n-grams."""
-        h = int.from_bytes(hashlib.blake2b(feat.encode(), digest_size=8).digest(), "little")
+    def _hash(self, kind: str, feat: str) -> tuple[int, float]:
+        """(bucket, sign * weight) of the feature ``<kind>:<feat>``, kept: the templates repeat the same words and
+        n-grams."""
+        h = int.from_bytes(hashlib.blake2b(f"{kind}:{feat}".encode(), digest_size=8).digest(), "little")
         sign = 1.0 if (h >> 63) & 1 else -1.0
-        hit = (h % self._dim, sign * _WEIGHTS[feat.split(":", 1)[0]])
-        if len(self._cache) >= _CACHE_MAX:
-            self._cache.clear()
-        self._cache[feat] = hit
+        hit = (h % self._dim, sign * _WEIGHTS[kind])
+        if self._cached >= _CACHE_MAX:
+            for cache in self._cache.values():
+                cache.clear()
+            self._cached = 0
+        self._cache[kind][feat] = hit
+        self._cached += 1
         return hit
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:

@@ -1,5 +1,7 @@
 """The deterministic adapters: SyntheticWriter (varied, plausible, within X's limits) and HashingEmbedder."""
 
+import re
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -8,7 +10,7 @@ from hypothesis import strategies as st
 from shared.gates.quality import quality_gate
 from shared.gates.text import weighted_length
 from shared.learning.arms import DEFAULT_ANGLES, DEFAULT_TOPICS, REPLY_ARMS
-from shared.llm.port import LLM, DraftRequest, Embedder
+from shared.llm.port import LLM, DraftRequest, Embedder, normalize_rows
 from shared.llm.synthetic import HashingEmbedder, SyntheticWriter
 
 pytestmark = pytest.mark.unit
@@ -159,3 +161,32 @@ def test_no_sentence_is_said_twice_in_a_draft() -> None:
                 body = [re.sub(r"^\d+(/\d*)?\.? ?", "", p) for p in d.parts]
                 sentences = [s.strip().lower() for p in body for s in re.split(r"(?<=[.!?:])\s+", p) if s.strip()]
                 assert len(sentences) == len(set(sentences)), d.parts
+
+
+def _plain_vector(text: str, dim: int) -> np.ndarray:
+    """The hashing trick as defined, one feature at a time: every word, word pair and character 3- and 4-gram
+    (of the words joined by spaces, a space at each end) adds sign * kind weight * (1 + ln count) to its bucket."""
+    import hashlib
+    import math
+    import unicodedata
+    from collections import Counter
+
+    tokens = re.findall(r"[a-z0-9]+(?:['’][a-z]+)?", unicodedata.normalize("NFKC", text).casefold())
+    keys = ["w:" + t for t in tokens] + ["b:" + a + " " + b for a, b in zip(tokens, tokens[1:], strict=False)]
+    padded = " " + " ".join(tokens) + " "
+    for n in (3, 4):
+        keys += [f"c{n}:" + padded[i : i + n] for i in range(len(padded) - n + 1) if padded[i : i + n].strip()]
+    v = np.zeros(dim)
+    for feat, count in Counter(keys).items():
+        h = int.from_bytes(hashlib.blake2b(feat.encode(), digest_size=8).digest(), "little")
+        weight = {"w": 1.0, "b": 0.7, "c3": 0.35, "c4": 0.45}[feat.split(":", 1)[0]]
+        v[h % dim] += (1.0 if (h >> 63) & 1 else -1.0) * weight * (1.0 + math.log(count))
+    return normalize_rows(v)[0]  # to unit length as every Embedder does
+
+
+def test_vectors_are_the_plain_definition_bit_for_bit() -> None:
+    texts = [" ".join(W.write(plan(seed=s, topic=t)).parts) for s in range(60) for t in ("ai_tools", "startups")]
+    texts += ["", "a", "x y", "Ünïcödé ﬁ café’s DON'T stop", "1 2 3 " * 200, "again " * 300]
+    e = HashingEmbedder(256)
+    for text in texts * 2:  # the second time from the embedder's cache
+        assert np.array_equal(e.vector(text), _plain_vector(text, 256)), text
