@@ -61,8 +61,10 @@ from .domain import (
 log = structlog.get_logger("poster")
 
 TAG = "[POSTING_ORCHESTRATOR]"
-#: ``_decide``'s answer when its optimistic pass cannot go on without catching up with the log first
+#: ``_decide``'s answers when its optimistic pass cannot go on without catching up with the log first: it would
+#: write something other than a claim, or the server refused its claim (the decision moved on since our view)
 STALE = "stale"
+REFUSED = "refused"
 
 
 class Publish(Protocol):
@@ -194,14 +196,22 @@ class Poster:
         view = self.state.get(decision_id)
         if view is not None and view.status == "queued" and view.open_claim is None:
             result = await self._decide(decision_id, flags, simulated, cmd, optimistic=True)
-            if result != STALE:
+            if result not in (STALE, REFUSED):
                 return result
-        await self.catch_up(decision_id)
+            await self.catch_up(decision_id)
+            view = self.state.get(decision_id)
+            if result == REFUSED and view is not None and view.status == "queued" and view.open_claim is not None:
+                # another poster claimed it first and is at it now: not an attempt in doubt to reconcile
+                log.info(f"{TAG} decision_id={decision_id} is being handled by another poster; leaving it",
+                         attempt=view.claims + 1)
+                return "claim_lost"
+        else:
+            await self.catch_up(decision_id)
         return await self._decide(decision_id, flags, simulated, cmd, optimistic=False)
 
     async def _decide(self, decision_id: str, flags: Flags, simulated: bool, cmd: Command, *, optimistic: bool) -> str:
         """``_pass``'s decision; when ``optimistic`` it writes nothing but a claim, and answers ``STALE`` where it
-        would write anything else or where the claim is refused (the caller catches up and decides again)."""
+        would write anything else and ``REFUSED`` where the claim is refused (the caller catches up first)."""
         view = self.state.get(decision_id)
         if view is None or view.status != "queued":
             return "not_queued"
@@ -298,7 +308,7 @@ class Poster:
             )
         except WrongSequence:
             if optimistic:
-                return STALE  # our view was behind the log: catch up and look again
+                return REFUSED  # our view was behind the log: the caller catches up and looks again
             log.info(
                 f"{TAG} decision_id={did} is being handled by another poster; leaving it", attempt=attempt
             )

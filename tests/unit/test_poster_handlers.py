@@ -459,6 +459,34 @@ async def test_a_view_behind_the_log_is_caught_up_only_when_its_claim_is_refused
     assert len(await events_of(bus, DecisionPostStarted)) == 2 and len(await events_of(bus, DecisionPosted)) == 2
 
 
+async def test_a_claim_refused_for_another_posters_open_claim_is_lost_not_reconciled(world):
+    bus, clock, live, sim = world
+    await bus.publish(queued("a"))
+    r2 = Rig(bus, clock, LIVE_ON, live, sim, name="p2")
+    await r2.catch_up()
+    # p1 claimed "a" and is posting it right now; r2's view has not seen the claim
+    await bus.publish(DecisionPostStarted(event_id="claim-p1", occurred_at=T0, decision_id="a", attempt=1,
+                                          poster_id="p1"))
+
+    async def lagging(did: str | None = None) -> None:
+        if did is not None:
+            await r2.catch_up(did)
+
+    r2.poster.catch_up = lagging
+    reads: list[int] = []
+    read_timeline = live.read_own_timeline
+
+    async def counting(limit: int = 50) -> list[TweetView]:
+        reads.append(limit)
+        return await read_timeline(limit)
+
+    live.read_own_timeline = counting  # type: ignore[method-assign]
+    c2 = await r2.run("x2")
+    # refused, caught up, and left to p1: no timeline read, no post, nothing written
+    assert c2["claim_lost"] == 1 and reads == [] and live.posts == []
+    assert [type(e).__name__ for e in await events_of(bus, Event)] == ["DecisionQueued", "DecisionPostStarted"]
+
+
 async def test_claim_in_doubt_waits_for_the_grace_then_posts_once(world):
     bus, clock, live, _ = world
     r = rig(world, policy=PostingPolicy(reconcile_grace_minutes=10))
