@@ -36,8 +36,8 @@ import numpy as np
 from shared.decisions import BusyTimes, RecentDecisions, earliest_free, hour_window
 from shared.events import ArmState, ModelUpdated
 from shared.flags import Flags
-from shared.gates import GateConfig, RotationWindow, rotation_gate
-from shared.gates.rotation import rotation_key
+from shared.gates import GateConfig, RotationWindow
+from shared.gates.rotation import rotation_allows, rotation_key
 from shared.learning.arms import CONTENT_SCOPE, HOURS, default_content_arms, split_arm, timing_arm
 from shared.learning.bandits import thompson_choose, ucb1_choose
 
@@ -138,18 +138,19 @@ class PendingPicks:
 def eligible_arms(arms: Sequence[str], window: RotationWindow | PendingPicks, now: datetime, gate: GateConfig
                   ) -> list[str]:
     """The arms whose topic and angle the rotation gate would let through now (all of them when none would)."""
-    view: Any = window
+    n, topics, angles = window.counts(now, copy=False)
     ok: list[str] = []
     verdicts: dict[tuple[str, str], bool] = {}
     for arm in arms:
-        topic, angle = split_arm(arm)
-        key = (topic, angle)
-        if key not in verdicts:
-            verdicts[key] = rotation_gate(
-                topic, angle, view, now=now, topic_max=gate.topic_max, angle_max=gate.angle_max,
-                min_sample=gate.min_sample,
-            ).passed
-        if verdicts[key]:
+        key = split_arm(arm)
+        verdict = verdicts.get(key)
+        if verdict is None:
+            topic, angle = key
+            verdict = verdicts[key] = rotation_allows(
+                topics.get(rotation_key(topic), 0), angles.get(rotation_key(angle), 0), n,
+                topic_max=gate.topic_max, angle_max=gate.angle_max, min_sample=gate.min_sample,
+            )
+        if verdict:
             ok.append(arm)
     return ok or list(arms)
 

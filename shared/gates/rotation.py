@@ -154,6 +154,14 @@ def _decrement(counter: Counter[str], key: str) -> None:
         counter[key] -= 1
 
 
+def rotation_allows(topic_count: int, angle_count: int, n: int, *, topic_max: float, angle_max: float,
+                    min_sample: int) -> bool:
+    """``rotation_gate``'s verdict alone, from the window's counts (a planner asks it for every arm of a pick)."""
+    if n < min_sample:
+        return True
+    return (topic_count + 1) / (n + 1) <= topic_max and (angle_count + 1) / (n + 1) <= angle_max
+
+
 def rotation_gate(
     topic: str,
     angle: str,

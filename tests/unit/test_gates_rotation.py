@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from shared.gates.rotation import RotationWindow, rotation_gate
+from shared.gates.rotation import RotationWindow, rotation_allows, rotation_gate, rotation_key
 
 pytestmark = pytest.mark.unit
 
@@ -132,3 +134,22 @@ def test_adding_a_skipped_status_for_a_known_decision_removes_it():
     assert "d1" not in w and len(w) == 2
     w.set_status("unknown", "posted")  # unknown ids are ignored
     assert len(w) == 2
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.tuples(st.sampled_from(["ai", "AI", "startups", "money"]), st.sampled_from(["how_to", "story"])),
+             max_size=40),
+    st.sampled_from(["ai", "startups", "money", "new"]), st.sampled_from(["how_to", "story", "list"]),
+    st.sampled_from([0.2, 0.25, 0.35, 0.4, 0.5, 1.0]) | st.floats(0.05, 1.0),
+    st.sampled_from([0.2, 0.25, 0.4, 0.5, 1.0]) | st.floats(0.05, 1.0), st.integers(0, 12),
+)
+def test_rotation_allows_is_the_gates_verdict(queued, topic, angle, topic_max, angle_max, min_sample):
+    w = RotationWindow()
+    for i, (t, a) in enumerate(queued):
+        w.add(f"d{i}", t, a, NOW - timedelta(hours=i), "queued")
+    n, topics, angles = w.counts(NOW)
+    verdict = rotation_gate(topic, angle, w, now=NOW, topic_max=topic_max, angle_max=angle_max,
+                            min_sample=min_sample).passed
+    assert rotation_allows(topics.get(rotation_key(topic), 0), angles.get(rotation_key(angle), 0), n,
+                           topic_max=topic_max, angle_max=angle_max, min_sample=min_sample) is verdict
