@@ -38,6 +38,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from heapq import heappop, heappush
+from heapq import merge as heap_merge
 from typing import Any, Protocol
 
 import msgspec
@@ -416,6 +417,32 @@ class BusyTimes:
     def __init__(self, busy: Iterable[datetime | tuple[datetime, timedelta]], gap: timedelta) -> None:
         blocked = sorted((q - g, q + g) for q, g in ((b, gap) if isinstance(b, datetime) else b for b in busy)
                          if g > timedelta(0))
+        self._merge(blocked)
+
+    @classmethod
+    def of_sorted(cls, groups: Iterable[tuple[Sequence[datetime], timedelta]]) -> BusyTimes:
+        """The same as ``BusyTimes(busy, gap)`` for busy times given in groups, each in time order with its own
+        gap (the planner's queued posts and replies): no sort, the groups' intervals merged as they come."""
+        runs = [(times, g) for times, g in groups if times and g > timedelta(0)]
+        self = cls.__new__(cls)
+        if len(runs) == 1:  # one gap: the intervals come in order of their start and of their end
+            times, g = runs[0]
+            starts: list[datetime] = []
+            ends: list[datetime] = []
+            for q in times:
+                lo = q - g
+                if ends and lo < ends[-1]:
+                    ends[-1] = q + g
+                else:
+                    starts.append(lo)
+                    ends.append(q + g)
+            self.starts, self.ends, self._n = starts, ends, len(times)
+        else:
+            self._merge(list(heap_merge(*([(q - g, q + g) for q in times] for times, g in runs))))
+        return self
+
+    def _merge(self, blocked: list[tuple[datetime, datetime]]) -> None:
+        """``blocked`` in order of start, merged where they overlap."""
         starts: list[datetime] = []
         ends: list[datetime] = []
         for lo, hi in blocked:

@@ -163,13 +163,13 @@ def choose_arm(state: RecentDecisions, policy: PlanPolicy, now: datetime, rng: n
 
 def choose_slot(
     model: ModelUpdated | None,
-    busy: Sequence[datetime | tuple[datetime, timedelta]],
+    busy: BusyTimes | Sequence[datetime | tuple[datetime, timedelta]],
     now: datetime,
     gap: timedelta,
     rng: np.random.Generator,
 ) -> tuple[int, datetime]:
     """UCB1 over the hours that still have room in their next occurrence; the earliest free moment in it."""
-    times = BusyTimes(busy, gap)  # sorted once for every hour tried below
+    times = busy if isinstance(busy, BusyTimes) else BusyTimes(busy, gap)  # merged once for every hour tried
     free = {h: earliest_free(*hour_window(h, now), times, gap) for h in HOURS}
     open_hours = [h for h in HOURS if free[h] is not None]
     slots = list(model.slots) if model is not None else []
@@ -224,8 +224,8 @@ def slot(state: RecentDecisions, policy: PlanPolicy, now: datetime, rng: np.rand
     # Every slot tried starts at now (to the second) or later and only moves forward, so a busy time more than its
     # gap before that can never conflict: only the recent and future ones are read (the same slot results).
     since = now - max(policy.gap, reply_gap) - timedelta(seconds=1)
-    busy: list[datetime | tuple[datetime, timedelta]] = [*state.busy_since(since, replies=False)]
-    busy += [(t, reply_gap) for t in state.busy_since(since, replies=True)]
+    busy = BusyTimes.of_sorted([(state.busy_since(since, replies=False), policy.gap),
+                                (state.busy_since(since, replies=True), reply_gap)])
     return choose_slot(state.model, busy, now, policy.gap, rng)
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from shared.decisions import RecentDecisions, earliest_free, hour_window, judge_draft, replay
+from shared.decisions import BusyTimes, RecentDecisions, earliest_free, hour_window, judge_draft, replay
 from shared.events import (
     ArmState,
     DecisionPosted,
@@ -186,6 +186,21 @@ def test_earliest_free_matches_the_plain_definition_on_packed_and_mixed_gaps() -
             end = None if rng.random() < 0.3 else begin + timedelta(minutes=int(rng.integers(1, 90)))
             assert earliest_free(begin, end, busy, timedelta(0)) == _earliest_free_by_steps(begin, end, busy), (
                 trial, begin, end, busy)
+
+
+def test_busy_times_of_sorted_groups_are_the_busy_times_of_their_union() -> None:
+    rng = np.random.default_rng(5)
+    start = T0.replace(minute=0)
+    for trial in range(300):
+        groups = []
+        for _ in range(1 + trial % 3):  # one group (the fast path), two (posts and replies), three
+            k = int(rng.integers(0, 30))
+            minutes = sorted(rng.integers(0, 240, size=k) if trial % 2 else rng.integers(0, 48, size=k) * 5)
+            gap = timedelta(minutes=int(rng.choice([0, 5, 10, 15, 30])))
+            groups.append(([start + timedelta(minutes=int(m)) for m in minutes], gap))
+        fast = BusyTimes.of_sorted(groups)
+        plain = BusyTimes([(q, g) for times, g in groups for q in times], timedelta(0))
+        assert (fast.starts, fast.ends, len(fast)) == (plain.starts, plain.ends, len(plain)), (trial, groups)
 
 
 def test_hour_window_is_the_next_occurrence_of_the_hour() -> None:
