@@ -2,9 +2,9 @@
 
 A run picks every draft's arm and type first, writes the drafts, embeds them all in ONE call (one OpenAI
 round trip per run in live mode, not one per draft), compares them with the uniqueness index in one matrix
-product (``UniquenessIndex.prepare``), then slots, judges and publishes them one after another, each against
-the state with the run's earlier drafts applied (read-your-writes), so the gates see exactly what they would
-one draft at a time. A skipped draft changes nothing a later draft is judged against, so its event is sent
+product (``UniquenessIndex.prepare``), then judges, slots (once it has passed every gate) and publishes them one
+after another, each against the state with the run's earlier drafts applied (read-your-writes), so the gates see
+exactly what they would one draft at a time. A skipped draft changes nothing a later draft is judged against, so its event is sent
 without waiting for the server's ack; the run collects those acks at its end, before it reports its counts.
 
 Dependencies are parameters (``PlanDeps``), wired in ``bootstrap.py``. Shadow mode writes with the synthetic
