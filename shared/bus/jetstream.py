@@ -84,14 +84,17 @@ class AckInbox:
         self._prefix = ""
         self._n = 0
         self._sub: Any = None
+        self._subscribing = asyncio.Lock()
 
     async def send(self, subject: str, payload: bytes, headers: dict[str, str]) -> asyncio.Future[int]:
         """Put the message on the wire; the future gives its stream sequence, or raises ``WrongSequence`` /
         ``nats.js.errors.APIError`` as the server answered. It never times out by itself: await it with one."""
         if self._sub is None:
-            inbox = self.nc.new_inbox()
-            self._sub = await self.nc.subscribe(inbox + ".*", cb=self._on_reply)
-            self._prefix = inbox + "."
+            async with self._subscribing:  # two first sends at once: one subscription
+                if self._sub is None:
+                    inbox = self.nc.new_inbox()
+                    self._prefix = inbox + "."
+                    self._sub = await self.nc.subscribe(inbox + ".*", cb=self._on_reply)
         try:
             await asyncio.wait_for(self._slots.acquire(), 30)
         except TimeoutError:

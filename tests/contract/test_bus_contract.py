@@ -69,6 +69,13 @@ async def test_publish_begin_sends_in_order_and_its_future_gives_the_seq_or_wron
     assert await bus.last_seq() == 2
 
 
+async def test_publish_begin_from_many_tasks_at_once_settles_every_ack(any_bus) -> None:
+    bus = any_bus
+    futures = await asyncio.gather(*(bus.publish_begin(approved(f"c{i}")) for i in range(20)))
+    seqs = await asyncio.wait_for(asyncio.gather(*futures), 5)
+    assert sorted(seqs) == list(range(1, 21))
+
+
 async def test_redelivery_nak_term_dead_letter_and_max_deliver(any_bus) -> None:
     bus = any_bus
     for i in range(3):
