@@ -202,9 +202,7 @@ class Poster:
             view = self.state.get(decision_id)
             if result == REFUSED and view is not None and view.status == "queued" and view.open_claim is not None:
                 # another poster claimed it first and is at it now: not an attempt in doubt to reconcile
-                log.info(f"{TAG} decision_id={decision_id} is being handled by another poster; leaving it",
-                         attempt=view.claims + 1)
-                return "claim_lost"
+                return _claim_lost(decision_id, view.claims + 1)
         else:
             await self.catch_up(decision_id)
         return await self._decide(decision_id, flags, simulated, cmd, optimistic=False)
@@ -309,10 +307,7 @@ class Poster:
         except WrongSequence:
             if optimistic:
                 return REFUSED  # our view was behind the log: the caller catches up and looks again
-            log.info(
-                f"{TAG} decision_id={did} is being handled by another poster; leaving it", attempt=attempt
-            )
-            return "claim_lost"
+            return _claim_lost(did, attempt)
         self._crash_point("after_claim")
 
         texts = view.texts()
@@ -556,6 +551,11 @@ class Poster:
         if simulated:
             return f"sim://x/{x.username}/status/{tweet_id}"
         return f"{self.policy.x_base_url.rstrip('/')}/{x.username}/status/{tweet_id}"
+
+
+def _claim_lost(decision_id: str, attempt: int) -> str:
+    log.info(f"{TAG} decision_id={decision_id} is being handled by another poster; leaving it", attempt=attempt)
+    return "claim_lost"
 
 
 async def _no_catch_up(_: str | None) -> None:
