@@ -4,6 +4,8 @@ from .base import SCHEMA_VERSION, Event, bytes_float32, float32_bytes, new_event
 from .commands import JOBS, Command
 from .decision import (
     DecisionApproved,
+    DecisionAttentionNeeded,
+    DecisionDoubtResolved,
     DecisionPartPosted,
     DecisionPosted,
     DecisionPostFailed,
@@ -31,7 +33,7 @@ from .registry import (
 
 __all__ = [
     "SCHEMA_VERSION", "Event", "bytes_float32", "float32_bytes", "new_event_id", "utcnow", "JOBS", "Command",
-    "DecisionApproved", "DecisionPartPosted", "DecisionPosted", "DecisionPostFailed", "DecisionPostSkipped",
+    "DecisionApproved", "DecisionAttentionNeeded", "DecisionDoubtResolved", "DecisionPartPosted", "DecisionPosted", "DecisionPostFailed", "DecisionPostSkipped",
     "DecisionPostStarted", "DecisionQueued", "DecisionRejected", "DecisionRescheduled", "DecisionSkipped",
     "FAILURE_REASONS", "LlmCallCompleted", "LlmCallFailed", "ArmState", "ModelUpdated", "PredictorState",
     "SlotState", "FlagChanged", "JobCompleted", "OutcomeCollectionFailed", "OutcomeRecorded", "EVENT_TYPES",

@@ -108,6 +108,12 @@ class DecisionPostFailed(_DecisionEvent, frozen=True, kw_only=True, tag="decisio
     error_code: str = ""
     final: bool = False
     in_doubt: bool = False
+    #: X asked us to wait (429): no post to this account before this time (from X's reset header, else a
+    #: backoff that grows with consecutive 429s). The pause is part of the log, so it survives restarts.
+    paused_until: datetime | None = None
+    #: the attempt is known to have landed on X (a retry answered 187 "duplicate"): it is never posted again,
+    #: only looked for until its id is found
+    landed: bool = False
 
 
 class DecisionApproved(_DecisionEvent, frozen=True, kw_only=True, tag="decision.approved"):
@@ -125,3 +131,27 @@ class DecisionRescheduled(_DecisionEvent, frozen=True, kw_only=True, tag="decisi
     name: ClassVar[str] = "rescheduled"
     scheduled_at: datetime
     actor: str = "admin"
+
+
+class DecisionAttentionNeeded(_DecisionEvent, frozen=True, kw_only=True, tag="decision.attention_needed"):
+    """An attempt stayed in doubt past RECONCILE_ATTENTION_MINUTES: the poster stops retrying it and asks the
+    operator. It keeps looking for the tweet (reads only); an operator resolves it (``decision.doubt_resolved``)."""
+
+    name: ClassVar[str] = "attention_needed"
+    attempt: int
+    reason: str
+    detail: str = ""
+    in_doubt_since: datetime | None = None
+
+
+DoubtAction = Literal["retry", "abandon"]
+
+
+class DecisionDoubtResolved(_DecisionEvent, frozen=True, kw_only=True, tag="decision.doubt_resolved"):
+    """An operator's answer to an attempt in doubt: ``retry`` (it is not on X; close the attempt, post again)
+    or ``abandon`` (give the decision up: status failed)."""
+
+    name: ClassVar[str] = "doubt_resolved"
+    action: DoubtAction
+    actor: str = "admin"
+    note: str = ""

@@ -10,6 +10,8 @@ from .base import SCHEMA_VERSION, Event
 from .commands import Command
 from .decision import (
     DecisionApproved,
+    DecisionAttentionNeeded,
+    DecisionDoubtResolved,
     DecisionPartPosted,
     DecisionPosted,
     DecisionPostFailed,
@@ -37,6 +39,8 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     DecisionApproved,
     DecisionRejected,
     DecisionRescheduled,
+    DecisionAttentionNeeded,
+    DecisionDoubtResolved,
     OutcomeRecorded,
     OutcomeCollectionFailed,
     ModelUpdated,
