@@ -20,6 +20,7 @@ from shared.x.port import (
     XRateLimited,
     XTimeout,
     XUnavailable,
+    XUnreadable,
 )
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "XRateLimited",
     "XTimeout",
     "XUnavailable",
+    "XUnreadable",
     "is_valid_tweet_id",
     "parse_count",
 ]

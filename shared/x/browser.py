@@ -51,6 +51,7 @@ from shared.x.port import (
     XRateLimited,
     XTimeout,
     XUnavailable,
+    XUnreadable,
 )
 
 T = TypeVar("T")
@@ -531,13 +532,14 @@ class PlaywrightX:
         return await self._run("read_status_metrics", op)
 
     async def healthy(self) -> bool:
-        """True when the session is logged in (X's home page shows the account menu). Never raises."""
+        """True when the session is logged in, judged by what the posting path itself needs: X's compose page
+        shows its compose box and no login form. Never raises."""
 
         async def op(page: Page, api: _ApiWatcher) -> bool:
-            await self._goto(page, api, sel.HOME_PATH)
-            await self._settle(page, api, sel.LOGGED_IN_MARKERS + ", " + sel.LOGIN_MARKERS)
+            await self._goto(page, api, sel.COMPOSE_PATH)
+            await self._settle(page, api, sel.COMPOSE_TEXTAREA + ", " + sel.LOGIN_MARKERS)
             await self._check_logged_in(page, api)
-            return True
+            return bool(await self._bounded(page.locator(sel.COMPOSE_TEXTAREA).count(), "compose box"))
 
         try:
             return await self._run("healthy", op)
@@ -697,17 +699,24 @@ class PlaywrightX:
             return []
         await self._goto(page, api, path)
         await self._settle(page, api)
-        empty = page.locator(sel.EMPTY_STATE)
+        await self._check_timeline_page(page, api, path)
         tweets_shown = await self._bounded(page.locator(sel.TWEET).count(), "counting tweets")
-        empty_shown = await self._bounded(empty.count(), "empty check")
-        if not tweets_shown and empty_shown:
-            message = (await self._bounded(empty.first.inner_text(), "reading the empty state")).lower()
-            if "doesn’t exist" in message or "doesn't exist" in message:
-                raise XUnavailable(f"{path}: {message.strip()}")
-            return []
-        wrong_shown = await self._bounded(page.locator(sel.SOMETHING_WRONG).count(), "error check")
-        if not tweets_shown and wrong_shown:
-            raise XUnavailable(f"{path}: X says something went wrong")
+        if not tweets_shown:
+            # fail closed: [] only when X itself says the timeline is empty; anything else is unreadable
+            empty = page.locator(sel.EMPTY_STATE)
+            if await self._bounded(empty.count(), "empty check"):
+                message = " ".join(
+                    (await self._bounded(empty.first.inner_text(), "reading the empty state")).split()
+                )
+                if any(t in message.lower() for t in sel.EMPTY_TIMELINE_TEXTS):
+                    return []
+                raise XUnreadable(f"{path}: X shows an empty state that is not an empty timeline: {message!r}")
+            if await self._bounded(page.locator(sel.ERROR_DETAIL).count(), "error check"):
+                detail = await self._bounded(page.locator(sel.ERROR_DETAIL).first.inner_text(), "error text")
+                raise XUnreadable(f"{path}: X shows its error page: {' '.join(detail.split())!r}")
+            if await self._bounded(page.locator(sel.SOMETHING_WRONG).count(), "error check"):
+                raise XUnreadable(f"{path}: X says something went wrong")
+            raise XUnreadable(f"{path}: the page shows neither tweets nor an empty timeline (unknown markup)")
         found: dict[str, TweetView] = {}
         for round_no in range(self._max_scrolls + 1):
             await api.drain()
@@ -723,6 +732,16 @@ class PlaywrightX:
             if not await self._scroll_for_more(page, api):
                 break
         return list(found.values())[:limit]
+
+    async def _check_timeline_page(self, page: Page, api: _ApiWatcher, path: str) -> None:
+        """The page is the one asked for (X did not send us elsewhere) and no answer behind it failed."""
+        want = urlparse(path).path.rstrip("/").lower()
+        shown = urlparse(page.url).path.rstrip("/").lower()
+        if shown != want:
+            raise XUnreadable(f"asked for {path}, X showed {page.url}")
+        failure = api.failure()
+        if failure is not None:
+            raise failure
 
     async def _scroll_for_more(self, page: Page, api: _ApiWatcher) -> bool:
         """Scroll down; True when the timeline showed something new, False at its end."""
@@ -830,7 +849,9 @@ class PlaywrightX:
             if tweet_id is not None:
                 return self._posted(tweet_id)
         elif answered and capture.status == 429:
-            raise XRateLimited("X answered HTTP 429 to CreateTweet")
+            raise XRateLimited(
+                "X answered HTTP 429 to CreateTweet", retry_after=retry_after_seconds(capture.headers, time.time())
+            )
         grace = 0 if (capture.failed and capture.status is None) else self._grace_ms
         tweet_id = await self._id_from_page(page, before_url, in_reply_to, grace)
         if tweet_id is not None:

@@ -141,6 +141,15 @@ class XUnavailable(XError):
     retryable = True
 
 
+class XUnreadable(XUnavailable):
+    """A page that should show a timeline or search shows something else: X's error page, a login wall,
+    an empty state that does not say "nothing here", or markup we do not know. It proves nothing: a reader
+    must never take it for an empty timeline."""
+
+    code = "unreadable"
+    retryable = True
+
+
 # ------------------------------------------------------------------------------------------------ port
 
 

@@ -64,7 +64,19 @@ PRIMARY_COLUMN = '[data-testid="primaryColumn"]'
 LOGGED_IN_MARKERS = '[data-testid="SideNav_AccountSwitcher_Button"], [data-testid="AppTabBar_Home_Link"]'
 LOGIN_MARKERS = '[data-testid="loginButton"], input[autocomplete="username"], [data-testid="login"]'
 ERROR_DETAIL = '[data-testid="error-detail"]'
-EMPTY_STATE = '[data-testid="emptyState"]'
+#: X marks an empty timeline or search with its empty-state header (often without the older wrapper)
+EMPTY_STATE = '[data-testid="emptyState"], [data-testid="empty_state_header_text"]'
+EMPTY_STATE_HEADER = '[data-testid="empty_state_header_text"]'
+#: what X's empty state says when a timeline or a search is really empty (lower case, either apostrophe). Any
+#: other empty state ("this account doesn't exist", "these posts are protected", "account suspended"...) or
+#: any page that shows neither tweets nor one of these is *unreadable*, never an empty timeline.
+EMPTY_TIMELINE_TEXTS = (
+    "hasn’t posted",
+    "hasn't posted",
+    "no results for",
+    "hasn’t replied",
+    "hasn't replied",
+)
 SOMETHING_WRONG = '[role="alert"]:has-text("Something went wrong. Try reloading")'
 MISSING_TEXTS = (
     "this page doesn’t exist",

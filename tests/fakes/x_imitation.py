@@ -13,6 +13,10 @@ Failure modes (`state.set_mode`): "226", "187", "drop_after_accept" (CreateTweet
 the tweet, then kills the connection mid-answer), "429" (every GraphQL call), "logged_out" (everything);
 `slow=<seconds>` with `slow_on` in all|pages|api|create delays answers (on create: the tweet is created
 first, then the answer is delayed). `times=n` makes a mode clear itself after n affected requests.
+Page modes (`state.set_page_mode`, independent of the above, `page_times=n`): timeline and search pages show
+X's error page ("error_page"), a login wall inside the page ("login_wall"), nothing ("blank") or tweets in
+markup the adapter does not know ("odd_markup"). Empty timelines and searches use X's own empty-state markup
+(`empty_state_header_text`), and search understands `from:` and quoted phrases.
 Cross-process: `POST /__control` (same keys) and `GET /__state`; `ImitationClient` wraps both.
 Standalone: `python -m tests.fakes.x_imitation --port 8765 --user alice --session-out /tmp/alice.json`.
 """
@@ -24,6 +28,7 @@ import asyncio
 import base64
 import json
 import random
+import re
 import signal
 import socket
 import threading
@@ -54,6 +59,10 @@ QUERY_IDS = {
 }
 CREATE_MODES = frozenset({"226", "187", "drop_after_accept"})
 MODES = CREATE_MODES | {"429", "logged_out"}
+#: what a timeline or search page (``/<user>``, ``/<user>/with_replies``, ``/search``) shows instead of its
+#: tweets while a page mode is set: X's "this page doesn't exist" error page, a login wall drawn inside the
+#: page (no redirect), nothing at all (the page never settles), or tweets in markup the adapter does not know
+PAGE_MODES = frozenset({"error_page", "login_wall", "blank", "odd_markup"})
 SLOW_SCOPES = frozenset({"all", "pages", "api", "create"})
 METRIC_KEYS = ("impressions", "likes", "retweets", "replies", "bookmarks", "quotes")
 MAX_TEXT = 280
@@ -125,6 +134,10 @@ class ImitationState:
         self.detect_duplicates = detect_duplicates
         self.aria_counts = aria_counts
         self.create_requests = 0
+        self.page_mode: str | None = None
+        self.page_times: int | None = None
+        #: how many timeline / search pages were served (so a test can see that a reconcile looked)
+        self.timeline_pages = 0
 
     # -- accounts
     @staticmethod
@@ -199,6 +212,27 @@ class ImitationState:
     def clear_mode(self) -> None:
         self.set_mode(None)
 
+    def set_page_mode(self, mode: str | None, *, times: int | None = None) -> None:
+        """Timeline and search pages show ``mode`` (one of PAGE_MODES) for the next ``times`` of them (all
+        while ``times`` is None); independent of ``set_mode``, so an answer can be lost *and* the timeline be
+        unreadable afterwards."""
+        if mode is not None and mode not in PAGE_MODES:
+            raise ValueError(f"unknown page mode {mode!r}; expected one of {sorted(PAGE_MODES)}")
+        if times is not None and times < 1:
+            raise ValueError("page_times must be >= 1")
+        with self._lock:
+            self.page_mode, self.page_times = mode, times
+
+    def take_page_mode(self) -> str | None:
+        with self._lock:
+            self.timeline_pages += 1
+            mode = self.page_mode
+            if mode is not None and self.page_times is not None:
+                self.page_times -= 1
+                if self.page_times <= 0:
+                    self.page_mode, self.page_times = None, None
+            return mode
+
     def take_mode(self, kind: str) -> str | None:
         """The mode that applies to a request of `kind` (page|api|create), consuming one of `times`."""
         with self._lock:
@@ -228,6 +262,7 @@ class ImitationState:
             self.tweets.clear()
             self.mode, self.times, self.slow, self.slow_on = None, None, 0.0, "all"
             self.create_requests = 0
+            self.page_mode, self.page_times, self.timeline_pages = None, None, 0
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
@@ -241,6 +276,9 @@ class ImitationState:
                 "detect_duplicates": self.detect_duplicates,
                 "aria_counts": self.aria_counts,
                 "create_requests": self.create_requests,
+                "page_mode": self.page_mode,
+                "page_times": self.page_times,
+                "timeline_pages": self.timeline_pages,
             }
 
     def apply_control(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -255,6 +293,8 @@ class ImitationState:
                 slow=float(body.get("slow") or 0.0),
                 slow_on=body.get("slow_on") or "all",
             )
+        if "page_mode" in body or "page_times" in body:
+            self.set_page_mode(body.get("page_mode"), times=body.get("page_times"))
         for key in ("detect_duplicates", "aria_counts"):
             if key in body:
                 with self._lock:
@@ -352,15 +392,26 @@ def _timeline(state: ImitationState, tweets: list[FakeTweet], variables: dict[st
     return {"timeline": {"instructions": [{"type": "TimelineAddEntries", "entries": entries}]}}
 
 
+_QUERY_TOKEN = re.compile(r'"([^"]*)"|(\S+)')
+
+
+def _plain(text: str) -> str:
+    """Text as X's search compares it: case-folded, punctuation dropped, spaces collapsed."""
+    return " ".join("".join(ch if ch.isalnum() else " " for ch in text.casefold()).split())
+
+
 def _matches(query: str, t: FakeTweet) -> bool:
-    words = query.split()
-    for w in words:
-        if w.lower().startswith("from:"):
-            if t.author.lower() != w[5:].lower():
+    """X's search operators we need: ``from:user``, quoted exact phrases, plain words (all must match)."""
+    text = f" {_plain(t.text)} "
+    terms = 0
+    for phrase, word in _QUERY_TOKEN.findall(query):
+        terms += 1
+        if word.lower().startswith("from:"):
+            if t.author.lower() != word[5:].lower():
                 return False
-        elif w.lower() not in t.text.lower():
+        elif f" {_plain(phrase or word)} " not in text:
             return False
-    return bool(words)
+    return terms > 0
 
 
 def _error_body(key: str) -> dict[str, Any]:
@@ -413,8 +464,13 @@ class _DropConnection(Response):
         await asyncio.sleep(0.05)  # let the server see the connection lost before we return
 
 
-def _page_shell(state: ImitationState, user: str) -> str:
-    config = json.dumps({"user": user, "qids": QUERY_IDS, "ariaCounts": state.aria_counts})
+_TIMELINE_PATH = re.compile(r"^/(search|\w{1,15}(/with_replies)?)/?$")
+
+
+def _page_shell(state: ImitationState, user: str, page_mode: str | None = None) -> str:
+    config = json.dumps(
+        {"user": user, "qids": QUERY_IDS, "ariaCounts": state.aria_counts, "pageMode": page_mode}
+    )
     script = (TEMPLATES / "app.js").read_text(encoding="utf-8")
     return f"""<!DOCTYPE html>
 <html dir="ltr" lang="en"><head><meta charset="utf-8"><title>X</title>
@@ -453,7 +509,10 @@ def create_app(state: ImitationState) -> Callable[[Scope, Receive, Send], Any]:
         user = session_user(request)
         if user is None or state.take_mode("page") == "logged_out":
             return login_redirect(request)
-        response = HTMLResponse(_page_shell(state, user))
+        page_mode = None
+        if _TIMELINE_PATH.match(request.url.path) and request.url.path.strip("/") not in ("home", "compose"):
+            page_mode = state.take_page_mode()
+        response = HTMLResponse(_page_shell(state, user, page_mode))
         response.set_cookie("twid", f"u%3D{state.user_ids[user]}", path="/", samesite="lax")
         return response
 

@@ -32,6 +32,7 @@ from shared.x.port import (
     XRateLimited,
     XTimeout,
     XUnavailable,
+    XUnreadable,
 )
 from tests.fakes.x_imitation import ImitationClient, XImitation, start_x_imitation
 
@@ -87,9 +88,11 @@ async def x(imitation: XImitation, workdir: Path) -> AsyncIterator[PlaywrightX]:
 @pytest.fixture(autouse=True)
 def clean_mode(imitation: XImitation) -> Iterator[None]:
     imitation.state.clear_mode()
+    imitation.state.set_page_mode(None)
     imitation.state.aria_counts = True
     yield
     imitation.state.clear_mode()
+    imitation.state.set_page_mode(None)
     imitation.state.aria_counts = True
 
 
@@ -279,6 +282,43 @@ async def test_search_finds_tweets_by_text(x: PlaywrightX, imitation: XImitation
     found = await x.search(word)
     assert [(t.tweet_id, t.author) for t in found] == [(tid, "bob")]
     assert await x.search(uuid4().hex) == []
+
+
+@needs_chromium
+async def test_an_empty_search_answers_at_once_without_a_failure(x: PlaywrightX, imitation: XImitation) -> None:
+    """X's empty-state markup (``empty_state_header_text``) settles the page: no 30 s wait, no artifacts."""
+    started = time.monotonic()
+    assert await x.search(f"nothing matches {uuid4().hex}") == []
+    assert time.monotonic() - started < TIMEOUT_MS / 1000  # the timeout would have raised XTimeout anyway
+
+
+@needs_chromium
+async def test_search_of_our_own_exact_text(x: PlaywrightX, imitation: XImitation) -> None:
+    text = unique("an exact phrase, with punctuation!")
+    mine = imitation.state.add_tweet("alice", text)
+    imitation.state.add_tweet("bob", text)
+    found = await x.search(f'from:alice "{text}"')
+    assert [t.tweet_id for t in found] == [mine]
+
+
+@needs_chromium
+@pytest.mark.parametrize(
+    ("mode", "error"),
+    [("error_page", XUnreadable), ("odd_markup", XTimeout), ("blank", XTimeout), ("login_wall", XLoggedOut)],
+)
+async def test_a_timeline_that_cannot_be_read_is_never_empty(
+    x: PlaywrightX, imitation: XImitation, mode: str, error: type[XError]
+) -> None:
+    """Fail closed: X's error page, unknown markup, a page that never settles or a login wall raise; only X's
+    own "hasn't posted" / "no results" state reads as empty."""
+    imitation.state.add_tweet("alice", unique("on the timeline"))
+    imitation.state.set_page_mode(mode)
+    reads = [x.read_own_timeline, lambda: x.read_account_tweets("alice"), lambda: x.search("from:alice")]
+    for read in reads if error in (XUnreadable, XLoggedOut) else reads[:1]:  # a timeout costs TIMEOUT_MS
+        with pytest.raises(error):
+            await read()
+    imitation.state.set_page_mode(None)
+    assert await x.read_own_timeline()
 
 
 @needs_chromium

@@ -163,10 +163,35 @@
     if (link) t.appendChild(el("a", { href: link, role: "link" }, "View"));
   }
 
-  function emptyState(text) {
-    const e = el("div", { "data-testid": "emptyState" });
-    e.appendChild(el("span", {}, text));
+  // X's own empty state: a header and a body marked with their test ids (no wrapper test id)
+  function emptyState(text, body) {
+    const e = el("div", { class: "empty-state" });
+    const h = el("div", { "data-testid": "empty_state_header_text", role: "heading", "aria-level": "2" });
+    h.appendChild(el("span", {}, text));
+    e.appendChild(h);
+    const b = el("div", { "data-testid": "empty_state_body_text" });
+    b.appendChild(el("span", {}, body || "When they post, their posts will show up here."));
+    e.appendChild(b);
     primary.appendChild(e);
+  }
+
+  // what a timeline page shows instead of its tweets while the imitation's page mode is set
+  function pageMode(mode) {
+    if (mode === "error_page") {
+      errorDetail("Hmm...this page doesn’t exist. Try searching for something else.");
+    } else if (mode === "login_wall") {
+      const w = el("div", { role: "dialog", "aria-modal": "true" });
+      w.appendChild(el("h1", {}, "Sign in to X"));
+      w.appendChild(el("input", { autocomplete: "username", name: "text", type: "text" }));
+      w.appendChild(el("button", { "data-testid": "loginButton", role: "button" }, "Next"));
+      primary.appendChild(w);
+    } else if (mode === "odd_markup") {
+      const list = el("section", { role: "region", "aria-label": "Timeline" });
+      const a = el("article", { role: "article", "data-testid": "post-v2" });
+      a.appendChild(el("div", {}, "A post in markup the adapter does not know"));
+      list.appendChild(a);
+      primary.appendChild(list);
+    } // "blank": nothing at all
   }
 
   function errorDetail(text) {
@@ -210,7 +235,7 @@
     return out;
   }
 
-  async function timeline(op, vars, emptyText) {
+  async function timeline(op, vars, emptyText, emptyBody) {
     let cursor = null;
     let loading = false;
     let done = false;
@@ -235,7 +260,7 @@
         return;
       }
       if (r.body.data.user && !r.body.data.user.result) {
-        emptyState("This account doesn’t exist");
+        emptyState("This account doesn’t exist", "Try searching for another.");
         done = true;
         loading = false;
         return;
@@ -247,7 +272,7 @@
         list.appendChild(cell);
         shown += 1;
       }
-      if (!shown) emptyState(emptyText);
+      if (!shown) emptyState(emptyText, emptyBody);
       if (!page.cursor || !page.tweets.length) done = true;
       cursor = page.cursor;
       loading = false;
@@ -353,7 +378,7 @@
       openComposer(null, null);
     } else if (path === "/search") {
       const q = params.get("q") || "";
-      await timeline("SearchTimeline", (cursor) => ({ rawQuery: q, count: 20, cursor, querySource: "typed_query", product: "Latest" }), `No results for “${q}”`);
+      await timeline("SearchTimeline", (cursor) => ({ rawQuery: q, count: 20, cursor, querySource: "typed_query", product: "Latest" }), `No results for “${q}”`, "Try searching for something else.");
     } else if ((m = /^\/(\w{1,15})\/status\/(\d+)\/?$/.exec(path))) {
       await statusPage(m[1], m[2]);
     } else if ((m = /^\/(\w{1,15})\/with_replies\/?$/.exec(path))) {
@@ -367,5 +392,6 @@
     }
   }
 
-  route();
+  if (CFG.pageMode) pageMode(CFG.pageMode);
+  else route();
 })();
