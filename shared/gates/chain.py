@@ -1,4 +1,7 @@
-"""The gate chain: quality -> uniqueness -> rotation, stopping at the first block, failing closed.
+"""The gate chain: quality -> claims -> uniqueness -> rotation, stopping at the first block, failing closed.
+
+The claims gate runs only when a ``ClaimPolicy`` is given (the caller gives one for drafts of the real LLM);
+with ``flag_claims`` it never blocks, it flags (``flagged_for_approval``) what it would have blocked.
 
 Every gate call is guarded: an exception never lets a draft through. In live mode it blocks with reason
 ``gate_error:<gate>:<ExceptionName>``; in shadow mode it blocks the same way and the result is marked
@@ -14,13 +17,14 @@ from typing import Any
 
 import msgspec
 
+from .claims import ClaimPolicy, claims_gate
 from .quality import quality_gate
 from .result import GateResult
 from .rotation import DEFAULT_MIN_SAMPLE, RotationWindow, rotation_gate
 from .text import content_hash as compute_content_hash
 from .uniqueness import UniquenessIndex, uniqueness_gate
 
-GATES = ("quality", "uniqueness", "rotation")
+GATES = ("quality", "claims", "uniqueness", "rotation")
 
 
 class GateConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -73,8 +77,11 @@ def run_gate_chain(
     content_hash: str | None = None,
     config: GateConfig | None = None,
     exclude: Iterable[str] = (),
+    claims: ClaimPolicy | None = None,
+    flag_claims: bool = False,
 ) -> ChainOutcome:
-    """Run quality, uniqueness and rotation on one draft; stop at the first block.
+    """Run quality, claims (when ``claims`` is given), uniqueness and rotation on one draft; stop at the first
+    block.
 
     ``embedding`` is the draft's vector (array or float32 bytes); ``content_hash`` defaults to the hash of
     ``parts``; ``exclude`` lists decision ids to ignore in the uniqueness index (e.g. the draft's own on replay).
@@ -94,6 +101,11 @@ def run_gate_chain(
             "quality",
             lambda: quality_gate(part_list, min_score=cfg.min_quality_score, decision_type=decision_type),
         ),
+    ]
+    if claims is not None:
+        policy = claims
+        steps.append(("claims", lambda: claims_gate(part_list, policy, flag_only=flag_claims)))
+    steps += [
         ("uniqueness", uniqueness),
         (
             "rotation",
