@@ -61,11 +61,13 @@ from shared.events import (
 from shared.events.decision import FeatureValue
 from shared.gates import (
     ChainOutcome,
+    ClaimPolicy,
     GateConfig,
     GateResult,
     RotationWindow,
     UniquenessIndex,
     content_hash,
+    flagged_claims,
     run_gate_chain,
 )
 from shared.gates.text import count_emoji, find_urls, weighted_length
@@ -540,6 +542,8 @@ def judge_draft(
     correlation_id: str | None = None,
     event_id: str | None = None,
     schedule: Callable[[], tuple[datetime, str, dict[str, FeatureValue]]] | None = None,
+    claims: ClaimPolicy | None = None,
+    flag_claims: bool = False,
 ) -> tuple[DecisionQueued | DecisionSkipped, ChainOutcome]:
     """Run the gate chain on one draft and write the event that records it: ``decision.queued`` when every
     gate passed, else ``decision.skipped`` with the blocking gate, its reason and score (no schedule).
@@ -548,8 +552,15 @@ def judge_draft(
     ``schedule``, when given, is called only for a draft that passed (no gate depends on the slot, and a skipped
     draft is never slotted): it returns the ``scheduled_at``, ``timing_arm`` and ``features`` to record, in place
     of the arguments of those names (a skipped draft keeps ``features`` and has no timing arm).
+
+    The claims gate (``claims``: the account's facts and languages; no facts when None) runs on every draft of
+    the real LLM (``generation_source='real'``) and on no synthetic one: a template's "results" are never
+    posted to X, and checking them would only thin out the shadow loop. With ``flag_claims``
+    (REQUIRE_APPROVAL=true) an unsupported claim does not skip the draft: it is queued, for a person to
+    approve, with the sentences in ``flagged_claims``; a skipped draft lists them there too.
     """
     part_list = list(parts)
+    policy = (claims or ClaimPolicy()) if generation_source == "real" else None
     chash = content_hash(part_list)
     outcome = run_gate_chain(
         parts=part_list,
@@ -564,11 +575,13 @@ def judge_draft(
         content_hash=chash,
         config=gate,
         exclude=(decision_id,),
+        claims=policy,
+        flag_claims=flag_claims,
     )
     twin = state.hash_twin(chash, now, exclude=(decision_id,))
     if outcome.passed and twin is not None:  # the same text queued under another embedding model
         blocked_by = GateResult("uniqueness", False, "duplicate_hash", 1.0, {"duplicate_of": twin})
-        results = [r for r in outcome.results if r.gate == "quality"] + [blocked_by]
+        results = [r for r in outcome.results if r.gate in ("quality", "claims")] + [blocked_by]
         outcome = ChainOutcome(False, results, blocked_by)
     if schedule is not None:
         if outcome.passed:
@@ -600,6 +613,7 @@ def judge_draft(
         target_tweet_id=target_tweet_id,
         target_username=target_username,
         model_version=model_version,
+        flagged_claims=flagged_claims(outcome.result("claims")),
     )
     if outcome.passed:
         return DecisionQueued(scheduled_at=scheduled_at, **common), outcome
@@ -671,6 +685,14 @@ class LLMSettings(CommonSettings):
     UNIQUENESS_WINDOW_DAYS: float = Field(30.0, gt=0, le=3650)
     #: dimensions of the local hashing embedder of shadow mode
     LOCAL_EMBED_DIM: int = Field(256, ge=16, le=8192)
+    #: what the account may say about itself, a JSON list of strings (unset = nothing): a live draft's
+    #: first-person results, statistics, money, named employers or customers must be held by one of them
+    #: (the claims gate); the live prompt passes them as the only facts the model may state. An account
+    #: profile will supply the same list.
+    ACCOUNT_FACTS: str = ""
+    #: languages the account writes in (comma-separated: en, es, de, fr); the claims gate reads their
+    #: first-person markers, the prompt asks for them
+    ACCOUNT_LANGUAGES: str = "en"
 
     @field_validator("LLM_PRICES_JSON")
     @classmethod
@@ -682,6 +704,26 @@ class LLMSettings(CommonSettings):
         except ConfigError as exc:
             raise ValueError(str(exc)) from None
         return v
+
+    @field_validator("ACCOUNT_FACTS")
+    @classmethod
+    def _facts(cls, v: str) -> str:
+        from shared.gates.claims import parse_facts
+
+        parse_facts(v)  # ValueError -> "ACCOUNT_FACTS is invalid: ..."
+        return v
+
+    @field_validator("ACCOUNT_LANGUAGES")
+    @classmethod
+    def _languages(cls, v: str) -> str:
+        from shared.gates.claims import parse_languages
+
+        parse_languages(v)
+        return v
+
+    def claim_policy(self) -> ClaimPolicy:
+        """The account's facts and languages, as the claims gate and the prompt take them."""
+        return ClaimPolicy.from_settings(self.ACCOUNT_FACTS, self.ACCOUNT_LANGUAGES)
 
     def check_live(self, flags: Any) -> None:
         """MODE=live needs OPENAI_API_KEY: raise the one-line ConfigError the runtime prints at start."""

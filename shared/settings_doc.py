@@ -43,6 +43,9 @@ COMMON_DOCS = {
     "LLM_JSON_MODE": "json_schema | json_object structured output",
     "UNIQUENESS_WINDOW_DAYS": "uniqueness gate compares against every queued/posted decision this recent",
     "LOCAL_EMBED_DIM": "dimension of the local hashing embedder (shadow mode)",
+    "ACCOUNT_FACTS": "what the account may say about itself (JSON list of strings); live drafts claiming anything "
+                     "else (results, statistics, money, employers, customers) are skipped as unsupported_claim",
+    "ACCOUNT_LANGUAGES": "languages the account writes in (comma-separated: en, es, de, fr)",
     "PLAN_INTERVAL_MINUTES": "plan job schedule (service clock); 0 = only on demand",
     "PLAN_BATCH": "drafts per plan run",
     "PLAN_THREAD_RATIO": "share of drafts written as threads",

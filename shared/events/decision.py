@@ -45,6 +45,10 @@ class _DraftFields(_DecisionEvent, frozen=True, kw_only=True):
     target_tweet_id: str | None = None
     target_username: str | None = None
     model_version: int | None = None
+    #: sentences of the draft asserting what the account's facts do not hold (the claims gate): on a skipped
+    #: draft why it was skipped (``unsupported_claim``); on a queued one (REQUIRE_APPROVAL=true) what the
+    #: approving person must check. Empty for every draft without such a claim, and in events written before it.
+    flagged_claims: list[str] = []
 
 
 class DecisionQueued(_DraftFields, frozen=True, kw_only=True, tag="decision.queued"):

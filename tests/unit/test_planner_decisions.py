@@ -249,7 +249,7 @@ def test_the_same_text_embedded_by_another_model_is_still_a_duplicate() -> None:
     event, outcome = judge(state, GOOD, model="text-embedding-3-small", emb=vec(1, 32))
     assert isinstance(event, DecisionSkipped)
     assert (event.gate, event.skip_reason, event.score) == ("uniqueness", "duplicate_hash", 1.0)
-    assert [r.gate for r in outcome.results] == ["quality", "uniqueness"]
+    assert [r.gate for r in outcome.results] == ["quality", "claims", "uniqueness"]  # a real draft is claims-checked
 
 
 def test_a_draft_with_no_embedding_fails_closed() -> None:
