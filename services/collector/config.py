@@ -7,7 +7,7 @@ from pydantic import Field, field_validator
 
 from shared.config import CommonSettings
 
-from .domain import parse_horizons
+from .domain import Hours, parse_horizons
 
 
 class BrowserSettings(CommonSettings):
@@ -26,7 +26,8 @@ class BrowserSettings(CommonSettings):
 class CollectorSettings(BrowserSettings):
     #: how often ``cmd.collect`` runs, in hours of the service clock
     COLLECT_INTERVAL_HOURS: float = Field(4.0, ge=0)
-    #: the horizons after posting at which an outcome is owed, in whole hours
+    #: the horizons after posting at which an outcome is owed, in hours; fractions allowed ("0.25,1,24": a first
+    #: read at +15 min)
     COLLECT_HORIZONS_HOURS: str = "1,24"
     #: failed reads of one horizon before its failure is final
     COLLECT_MAX_ATTEMPTS: int = Field(5, ge=1, le=100)
@@ -41,7 +42,7 @@ class CollectorSettings(BrowserSettings):
         parse_horizons(v)
         return v
 
-    def horizons(self) -> tuple[int, ...]:
+    def horizons(self) -> tuple[Hours, ...]:
         return parse_horizons(self.COLLECT_HORIZONS_HOURS)
 
     def username(self) -> str:

@@ -8,6 +8,10 @@ nothing here does I/O. A decision posted at ``t`` is owed an outcome at each hor
 *missed* when a larger horizon has already come before it was collected: counts read at +30 h are not the
 +1 h counts, so we say so (a final failure with reason ``missed_window``) instead of labelling them +1 h.
 
+**Horizons** are hours and may be fractions (``0.25,1,24``: a first read at +15 min). A whole number of hours
+is an ``int`` everywhere (in the config, the state's keys, the events and their ids, as before fractions were
+allowed), a fraction a ``float``; ``hours()`` makes the two spellings of one horizon (``1`` and ``1.0``) one.
+
 **Engagement rate** (the one formula, ``shared.learning.metrics.engagement_rate``):
 ``er_calculated = (likes + retweets + replies + bookmarks + quotes) / impressions``; ``None`` when
 impressions is 0 (a rate of nothing is unknown, not zero and not a division error).
@@ -15,6 +19,8 @@ impressions is 0 (a rate of nothing is unknown, not zero and not a division erro
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -25,6 +31,23 @@ from shared.events import DecisionPosted, OutcomeCollectionFailed, OutcomeRecord
 from shared.learning.metrics import ENGAGEMENT_FIELDS, engagement_rate
 
 MISSED_WINDOW = "missed_window"
+
+#: a horizon in hours: ``int`` when whole, ``float`` for a fraction
+Hours = int | float
+_HORIZON_TEXT = re.compile(r"(?:\d+(?:\.\d*)?|\.\d+)")
+
+
+def hours(value: float) -> Hours:
+    """One spelling per horizon: whole hours as ``int`` (``1.0`` -> ``1``), fractions as ``float``."""
+    f = float(value)
+    if f.is_integer():
+        return int(f)
+    return f
+
+
+def hours_text(h: float) -> str:
+    """``1`` -> ``"1"``, ``0.25`` -> ``"0.25"`` (event ids, log lines)."""
+    return str(hours(h))
 
 
 class PostedInfo(msgspec.Struct, frozen=True, kw_only=True):
@@ -52,7 +75,7 @@ class Due(msgspec.Struct, frozen=True, kw_only=True):
     """One horizon of one posted decision whose time has come and that is still unsettled."""
 
     posted: PostedInfo
-    horizon_hours: int
+    horizon_hours: Hours
     attempt: int  # the attempt this read will be (1-based)
     missed: bool = False  # a larger horizon has already come: record a final missed_window failure
 
@@ -60,18 +83,18 @@ class Due(msgspec.Struct, frozen=True, kw_only=True):
 @dataclass
 class CollectorState:
     posted: dict[str, PostedInfo] = field(default_factory=dict)
-    recorded: set[tuple[str, int]] = field(default_factory=set)
-    failures: dict[tuple[str, int], FailureInfo] = field(default_factory=dict)
+    recorded: set[tuple[str, Hours]] = field(default_factory=set)
+    failures: dict[tuple[str, Hours], FailureInfo] = field(default_factory=dict)
     events_applied: int = 0
     #: posted decision ids in the order first seen, so ``due_outcomes`` takes in only the posts new since its
     #: last call
     posted_order: list[str] = field(default_factory=list, compare=False, repr=False)
     #: per horizons asked for: how far into ``posted_order`` it has looked, and the posts not yet settled at
     #: every one of them (settling is for good, so a settled post is never looked at again)
-    open_posts: dict[tuple[int, ...], tuple[int, dict[str, None]]] = field(
+    open_posts: dict[tuple[Hours, ...], tuple[int, dict[str, None]]] = field(
         default_factory=dict, compare=False, repr=False)
 
-    def settled(self, decision_id: str, horizon: int) -> bool:
+    def settled(self, decision_id: str, horizon: Hours) -> bool:
         if (decision_id, horizon) in self.recorded:
             return True
         f = self.failures.get((decision_id, horizon))
@@ -96,9 +119,9 @@ def evolve(state: CollectorState, event: object) -> CollectorState:
             simulated=event.simulated,
         )
     elif isinstance(event, OutcomeRecorded):
-        state.recorded.add((event.decision_id, int(event.horizon_hours)))
+        state.recorded.add((event.decision_id, hours(event.horizon_hours)))
     elif isinstance(event, OutcomeCollectionFailed):
-        key = (event.decision_id, int(event.horizon_hours))
+        key = (event.decision_id, hours(event.horizon_hours))
         prev = state.failures.get(key)
         attempts = max(event.attempt, prev.attempts if prev else 0)
         final = event.final or (prev.final if prev else False)
@@ -109,16 +132,17 @@ def evolve(state: CollectorState, event: object) -> CollectorState:
     return state
 
 
-def parse_horizons(text: str) -> tuple[int, ...]:
-    """``"1,24"`` -> ``(1, 24)``: positive whole hours, sorted, unique. Raises ValueError otherwise."""
-    out: set[int] = set()
+def parse_horizons(text: str) -> tuple[Hours, ...]:
+    """``"0.25,1,24"`` -> ``(0.25, 1, 24)``: positive hours (fractions allowed), sorted, unique (``1`` and ``1.0``
+    are one horizon). Raises ValueError otherwise."""
+    out: set[Hours] = set()
     for raw in text.split(","):
         tok = raw.strip()
         if not tok:
             continue
-        if not tok.isdigit() or int(tok) <= 0:
-            raise ValueError(f"horizon {tok!r} is not a positive whole number of hours")
-        out.add(int(tok))
+        if not _HORIZON_TEXT.fullmatch(tok) or not math.isfinite(float(tok)) or float(tok) <= 0:
+            raise ValueError(f"horizon {tok!r} is not a positive number of hours (e.g. 0.25, 1, 24)")
+        out.add(hours(float(tok)))
     if not out:
         raise ValueError("no horizons given")
     return tuple(sorted(out))
@@ -127,7 +151,7 @@ def parse_horizons(text: str) -> tuple[int, ...]:
 def due_outcomes(
     state: CollectorState,
     now: datetime,
-    horizons: Sequence[int],
+    horizons: Sequence[Hours],
     *,
     simulated: bool,
     max_attempts: int,
@@ -170,12 +194,12 @@ def due_outcomes(
     return out
 
 
-def outcome_event_id(decision_id: str, horizon: int) -> str:
-    return f"outcome:{decision_id}:{horizon}"
+def outcome_event_id(decision_id: str, horizon: float) -> str:
+    return f"outcome:{decision_id}:{hours_text(horizon)}"
 
 
-def failure_event_id(decision_id: str, horizon: int, attempt: int) -> str:
-    return f"outcome-failed:{decision_id}:{horizon}:{attempt}"
+def failure_event_id(decision_id: str, horizon: float, attempt: int) -> str:
+    return f"outcome-failed:{decision_id}:{hours_text(horizon)}:{attempt}"
 
 
 def outcome_recorded(
@@ -239,7 +263,8 @@ def missed_window(due: Due, now: datetime, correlation_id: str | None = None) ->
     age_h = (now - due.posted.posted_at).total_seconds() / 3600.0
     return collection_failed(
         due,
-        f"{MISSED_WINDOW}: +{due.horizon_hours}h not collected before a later horizon came (now +{age_h:.1f}h)",
+        f"{MISSED_WINDOW}: +{hours_text(due.horizon_hours)}h not collected before a later horizon came "
+        f"(now +{age_h:.1f}h)",
         retryable=False,
         max_attempts=due.attempt,
         now=now,

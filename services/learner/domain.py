@@ -64,7 +64,7 @@ class DecisionInfo(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class OutcomeObs(msgspec.Struct, frozen=True, kw_only=True):
-    horizon_hours: int
+    horizon_hours: int | float  # a fraction of an hour is a float (0.25: +15 min)
     er: float | None
     simulated: bool
     bandit_arm: str
@@ -83,7 +83,7 @@ class Sample(msgspec.Struct, frozen=True, kw_only=True):
     er: float
     success: bool
     simulated: bool
-    horizon_hours: int
+    horizon_hours: int | float
     info: DecisionInfo | None
 
 
@@ -91,7 +91,7 @@ class Sample(msgspec.Struct, frozen=True, kw_only=True):
 class LearnerState:
     decisions: dict[str, DecisionInfo] = field(default_factory=dict)
     posted_hour: dict[str, int] = field(default_factory=dict)
-    outcomes: dict[str, dict[int, OutcomeObs]] = field(default_factory=dict)
+    outcomes: dict[str, dict[int | float, OutcomeObs]] = field(default_factory=dict)
     model_version: int = 0
     model_seq: int = 0  # stream sequence of the last model.updated (for the expected-sequence publish)
     last_model: ModelUpdated | None = None
@@ -122,7 +122,7 @@ def evolve(state: LearnerState, event: object, seq: int = 0) -> LearnerState:
         state.posted_hour[event.decision_id] = event.posted_at.hour
     elif isinstance(event, OutcomeRecorded):
         by_h = state.outcomes.setdefault(event.decision_id, {})
-        h = int(event.horizon_hours)
+        h = event.horizon_hours  # not int(): +0.25 h and +0.5 h are two horizons
         if h not in by_h:
             state.outcome_events += 1
             state.outcomes_since_model += 1

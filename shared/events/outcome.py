@@ -26,7 +26,9 @@ class OutcomeRecorded(_OutcomeEvent, frozen=True, kw_only=True, tag="outcome.rec
 
     name: ClassVar[str] = "recorded"
     tweet_id: str
-    horizon_hours: int
+    #: hours after posting: whole hours as an integer (every event written before fractions were allowed),
+    #: a fraction as a float (0.25 = +15 min); both decode unchanged
+    horizon_hours: int | float
     impressions: int
     likes: int
     retweets: int
@@ -44,7 +46,7 @@ class OutcomeRecorded(_OutcomeEvent, frozen=True, kw_only=True, tag="outcome.rec
 class OutcomeCollectionFailed(_OutcomeEvent, frozen=True, kw_only=True, tag="outcome.collection_failed"):
     name: ClassVar[str] = "collection_failed"
     tweet_id: str
-    horizon_hours: int
+    horizon_hours: int | float
     reason: str
     attempt: int
     final: bool = False

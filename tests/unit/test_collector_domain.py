@@ -48,9 +48,52 @@ def state_with(*events) -> CollectorState:
 def test_parse_horizons():
     assert parse_horizons("1,24") == (1, 24)
     assert parse_horizons(" 24 , 1,1 ") == (1, 24)
-    for bad in ("", "0", "-1", "1,x", "1.5"):
+    for bad in ("", "0", "-1", "1,x", "0.0", "1e3", "nan", "inf", "0.25h", "1,,-0.5"):
         with pytest.raises(ValueError):
             parse_horizons(bad)
+
+
+def test_parse_horizons_takes_fractions_of_an_hour():
+    hs = parse_horizons("24,0.25,1,.5,1.0")
+    assert hs == (0.25, 0.5, 1, 24)
+    # whole hours stay ints (so their event ids and state keys are those of every event before fractions)
+    assert [type(h) for h in hs] == [float, float, int, int]
+    assert parse_horizons("1.5") == (1.5,)
+
+
+def test_a_quarter_hour_horizon_is_owed_at_15_minutes_and_settled_by_its_event():
+    st = state_with(posted("d1"))
+    hs = parse_horizons("0.25,1,24")
+    assert due_outcomes(st, T0 + timedelta(minutes=14, seconds=59), hs, simulated=False, max_attempts=3) == []
+    (due,) = due_outcomes(st, T0 + timedelta(minutes=15), hs, simulated=False, max_attempts=3)
+    assert (due.horizon_hours, due.attempt, due.missed) == (0.25, 1, False)
+    ev = outcome_recorded(due, {"impressions": 40, "likes": 2}, simulated=False, now=T0 + timedelta(minutes=15))
+    assert ev.event_id == "outcome:d1:0.25" and ev.horizon_hours == 0.25
+    back = decode(encode(ev))
+    assert back == ev and back.horizon_hours == 0.25
+    evolve(st, back)
+    evolve(st, ev)  # seen twice: nothing changes
+    assert st.recorded == {("d1", 0.25)}
+    # +1 h comes next; the quarter hour is not owed again
+    (due1,) = due_outcomes(st, T0 + timedelta(hours=1), hs, simulated=False, max_attempts=3)
+    assert due1.horizon_hours == 1 and type(due1.horizon_hours) is int
+    # +0.25 h read late (after +1 h came) is missed, and says so in hours
+    st2 = state_with(posted("d2"))
+    first = due_outcomes(st2, T0 + timedelta(hours=2), hs, simulated=False, max_attempts=3)
+    assert [(d.horizon_hours, d.missed) for d in first] == [(0.25, True), (1, False)]
+    miss = missed_window(first[0], T0 + timedelta(hours=2))
+    assert miss.event_id == "outcome-failed:d2:0.25:1" and "+0.25h not collected" in miss.reason
+
+
+def test_old_whole_hour_events_decode_and_replay_as_before():
+    raw = encode(OutcomeRecorded(
+        event_id="outcome:d1:1", occurred_at=T0, decision_id="d1", tweet_id="1", horizon_hours=1, impressions=1,
+        likes=0, retweets=0, replies=0, bookmarks=0, quotes=0, er_calculated=0.0, simulated=False, collected_at=T0))
+    assert b'"horizon_hours":1,' in raw  # the wire form of every event written before fractions
+    back = decode(raw)
+    assert back.horizon_hours == 1 and type(back.horizon_hours) is int
+    st = state_with(posted("d1"), back)
+    assert st.settled("d1", 1) and st.settled("d1", 1.0)
 
 
 def test_nothing_owed_before_the_first_horizon():

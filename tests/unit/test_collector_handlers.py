@@ -175,3 +175,18 @@ async def test_shadow_records_simulated_outcomes_from_the_audience_at_each_horiz
     truth = Audience(7).metrics("s1", "ai_tools:how_to", 9, "single", 24)
     assert day.impressions == truth["impressions"] and day.likes == truth["likes"]
     assert all(e.decision_id != "real" for e in h.of(OutcomeRecorded))  # a real tweet never gets a made-up outcome
+
+
+async def test_shadow_collects_a_first_read_at_a_quarter_hour():
+    h = Harness(posted("s1", "sim-1", simulated=True), flags=Flags(MODE="shadow"),
+                COLLECT_HORIZONS_HOURS="0.25,1")
+    h.clock.set(T0 + timedelta(minutes=20))
+    assert await h.run() == {"recorded": 1}
+    (quarter,) = h.of(OutcomeRecorded)
+    assert (quarter.horizon_hours, quarter.event_id) == (0.25, "outcome:s1:0.25")
+    truth = Audience(7).metrics("s1", "ai_tools:how_to", 9, "single", 0.25)
+    assert quarter.impressions == truth["impressions"]  # the audience at +15 min exactly, not at +20 min
+    h.clock.advance(hours=1)
+    assert await h.run() == {"recorded": 1}
+    assert [e.horizon_hours for e in h.of(OutcomeRecorded)] == [0.25, 1]
+    assert h.of(OutcomeRecorded)[1].impressions >= quarter.impressions
