@@ -37,6 +37,11 @@ class Accounts:
                     username=self.s.username() or "xbot_shadow", seed=self.s.SHADOW_SEED, now=self.clock.now
                 )
             return self._sim
+        changed = getattr(self._live, "session_changed_on_disk", None)
+        if changed is not None and changed():
+            # a session file replaced on disk (a fresh login) is picked up on the next use, without a restart
+            log.info("x_session_file_changed", path=self.s.X_SESSION_FILE, detail="reopening the browser")
+            await self.reset_live()
         if self._live is None:
             self._live = await self._open_browser()
         return self._live
@@ -84,6 +89,8 @@ def policy_of(s: PosterSettings) -> PostingPolicy:
         retry_base_seconds=s.POST_RETRY_BASE_SECONDS,
         retry_inline_max_seconds=s.POST_RETRY_INLINE_MAX_SECONDS,
         reconcile_grace_minutes=s.RECONCILE_GRACE_MINUTES,
+        attention_minutes=s.RECONCILE_ATTENTION_MINUTES,
+        rate_limit_backoff_seconds=s.RATE_LIMIT_BACKOFF_SECONDS,
         timeline_limit=s.RECONCILE_TIMELINE_LIMIT,
         x_base_url=s.X_BASE_URL,
         crash_at=s.XBOT_TEST_CRASH_AT,

@@ -28,6 +28,11 @@ class PosterSettings(CommonSettings):
     #: an attempt in doubt and not on the timeline is retried only after being quiet this long
     RECONCILE_GRACE_MINUTES: float = Field(10.0, ge=0)
     RECONCILE_TIMELINE_LIMIT: int = Field(50, ge=1, le=500)
+    #: an attempt still in doubt after this long (timeline unreadable, or landed and not found) is not retried:
+    #: the poster asks the operator (decision.attention_needed)
+    RECONCILE_ATTENTION_MINUTES: float = Field(60.0, gt=0)
+    #: a 429 without X's reset header pauses posting this long, doubling with each 429 in a row
+    RATE_LIMIT_BACKOFF_SECONDS: float = Field(60.0, gt=0)
     X_BASE_URL: str = Field("https://x.com", pattern=r"^https?://[^\s/]+(:[0-9]+)?/?$")
     X_USERNAME: str = Field("", pattern=r"^@?[A-Za-z0-9_]{0,15}$")
     X_SESSION_FILE: str = ""  # a Playwright storage_state with auth_token + ct0 (refreshed after each post)

@@ -18,6 +18,8 @@ from shared.bus import ReadItem
 from shared.events import (
     TYPE_NAMES,
     DecisionApproved,
+    DecisionAttentionNeeded,
+    DecisionDoubtResolved,
     DecisionPartPosted,
     DecisionPosted,
     DecisionPostFailed,
@@ -47,11 +49,17 @@ Status = Literal["queued", "posted", "failed", "skipped", "rejected"]
 #: subject would leave our idea of its last sequence stale, and every claim would then lose).
 INTERESTED: frozenset[str] = frozenset(n for n in TYPE_NAMES if n.startswith("decision."))
 
-#: failures that say nothing about the decision itself: they do not use up one of its attempts.
-UNCOUNTED_CODES: frozenset[str] = frozenset({"226", "logged_out"})
-
 #: code of the failure that closes an attempt left in doubt and not found on the timeline after the grace.
 NOT_FOUND_AFTER_GRACE = "not_found_after_grace"
+#: code of the (uncounted) close of an attempt whose in-doubt thread part was found: the rest is posted anew
+RESUMED = "resumed"
+
+#: failures that say nothing about the decision itself: they do not use up one of its attempts (a 429 pauses
+#: the account until X's reset instead).
+UNCOUNTED_CODES: frozenset[str] = frozenset({"226", "logged_out", "429", RESUMED})
+
+#: the longest pause a 429 may ask for, whatever X's reset header says (a garbled header must not stop us for good)
+MAX_RATE_LIMIT_PAUSE = timedelta(hours=24)
 
 #: how far before a claim a tweet may be dated and still be taken as that claim's tweet (clock skew).
 RECONCILE_SLACK = timedelta(minutes=10)
@@ -101,6 +109,15 @@ class DecisionView(msgspec.Struct, frozen=True, kw_only=True):
     #: tweet ids of the thread parts already on X, in order (a resumed thread goes on after the last one)
     part_ids: tuple[str, ...] = ()
     tweet_id: str | None = None
+    #: the part now being posted had an attempt in doubt (answer lost, crash, or closed after the grace), so a
+    #: 187 "duplicate" answer to a retry means that earlier attempt landed
+    doubted: bool = False
+    #: a retry was answered 187: the part is on X. It is never posted again, only looked for.
+    landed: bool = False
+    #: when the doubt about the current part began (for RECONCILE_ATTENTION_MINUTES)
+    doubt_since: datetime | None = None
+    #: the poster gave up retrying and asked the operator (``decision.attention_needed``)
+    attention: bool = False
 
     @property
     def is_reply(self) -> bool:
@@ -119,6 +136,12 @@ class DecisionView(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def in_doubt(self) -> bool:
         return self.open_claim is not None
+
+    def doubt_started_at(self) -> datetime | None:
+        """Since when the current part has been in doubt: the first in-doubt answer, else the open claim."""
+        if self.doubt_since is not None:
+            return self.doubt_since
+        return self.open_claim.started_at if self.open_claim is not None else None
 
     def next_attempt_at(self, retry_base_seconds: float) -> datetime | None:
         """Backoff across runs: after the n-th counted failure wait ``base * 2**(n-1)`` seconds."""
@@ -163,6 +186,12 @@ class PosterState:
         self.posted_decisions: set[str] = set()
         #: latest 226 answer per (simulated?) account
         self.last_226_at: dict[bool, datetime] = {}
+        #: 429: no post to the (simulated?) account before this; consecutive 429s since the last post
+        self.paused_until: dict[bool, datetime] = {}
+        self.consecutive_429: dict[bool, int] = {}
+        #: attempts claimed and not closed: (claimed at, simulated, reply). Each may be on X, so each counts
+        #: towards the posting limits until it is settled (fail closed).
+        self.open_attempts: dict[str, tuple[datetime, bool, bool]] = {}
         self.applied_seq = 0
 
     # ------------------------------------------------------------------------------------------ evolve
@@ -198,6 +227,7 @@ class PosterState:
             return
         if isinstance(ev, DecisionPosted):
             self._record_post(ev)
+            self.open_attempts.pop(did, None)
         view = self.decisions.get(did)
         if view is None:
             return
@@ -208,6 +238,11 @@ class PosterState:
         else:
             # terminal: the poster has nothing more to do with it (its posts live on in self.posts)
             del self.decisions[did]
+        if view.open_claim is None or view.status != "queued":
+            self.open_attempts.pop(did, None)
+        else:
+            claim = view.open_claim
+            self.open_attempts[did] = (claim.started_at, claim.simulated, view.is_reply)
 
     def _record_post(self, ev: DecisionPosted) -> None:
         if ev.decision_id in self.posted_decisions:
@@ -215,6 +250,7 @@ class PosterState:
         self.posted_decisions.add(ev.decision_id)
         self.posted_tweet_ids.add(ev.tweet_id)
         self.posted_tweet_ids.update(ev.thread_tweet_ids)
+        self.consecutive_429[ev.simulated] = 0
         rec = PostRecord(ev.posted_at, ev.simulated, ev.decision_id)
         target = self.replies if ev.decision_type == "reply" else self.posts
         insort(target, rec, key=_at)  # after equal times: the order a stable sort would give
@@ -259,20 +295,42 @@ class PosterState:
         at = self.last_226_at.get(simulated)
         return None if at is None or minutes <= 0 else at + timedelta(minutes=minutes)
 
+    def rate_paused_until(self, simulated: bool) -> datetime | None:
+        return self.paused_until.get(simulated)
+
+    def _open(self, view: DecisionView, now: datetime, span: timedelta, simulated: bool) -> list[datetime]:
+        """Claim times of other decisions' unsettled attempts of the same kind in ``(now - span, now]``."""
+        return [
+            at
+            for did, (at, sim, reply) in self.open_attempts.items()
+            if did != view.decision_id and sim == simulated and reply == view.is_reply and now - span < at <= now
+        ]
+
     def rate_limit(self, view: DecisionView, now: datetime, flags: Flags, simulated: bool) -> str | None:
-        """None when ``view`` may be posted now, else the detail of the limit it hits (counted from the log)."""
+        """None when ``view`` may be posted now, else the detail of the limit it hits (counted from the log).
+        An attempt in doubt counts as a post: it may be on X."""
         if view.is_reply:
-            _, day = _window(self.replies, now, timedelta(hours=24), simulated)
-            if day >= flags.REPLY_MAX_PER_DAY:
-                return f"REPLY_MAX_PER_DAY={flags.REPLY_MAX_PER_DAY} reached ({day} in the last 24h)"
+            day_span = timedelta(hours=24)
+            _, day = _window(self.replies, now, day_span, simulated)
+            doubt = len(self._open(view, now, day_span, simulated)) if self.open_attempts else 0
+            if day + doubt >= flags.REPLY_MAX_PER_DAY:
+                return (
+                    f"REPLY_MAX_PER_DAY={flags.REPLY_MAX_PER_DAY} reached ({day} in the last 24h"
+                    + (f", {doubt} in doubt)" if doubt else ")")
+                )
             return None
         posts = self.posts
         hi, hour = _window(posts, now, timedelta(hours=1), simulated)
-        if hour >= flags.MAX_POSTS_PER_HOUR:
-            return f"MAX_POSTS_PER_HOUR={flags.MAX_POSTS_PER_HOUR} reached ({hour} in the last hour)"
+        open_at = self._open(view, now, timedelta(hours=1), simulated) if self.open_attempts else []
+        if hour + len(open_at) >= flags.MAX_POSTS_PER_HOUR:
+            return (
+                f"MAX_POSTS_PER_HOUR={flags.MAX_POSTS_PER_HOUR} reached ({hour} in the last hour"
+                + (f", {len(open_at)} in doubt)" if open_at else ")")
+            )
         mine = next((posts[i] for i in range(hi - 1, -1, -1) if posts[i].simulated == simulated), None)
-        if mine is not None and flags.MIN_POST_INTERVAL_MINUTES > 0:
-            last = mine.at
+        last_at = max([*open_at, *([mine.at] if mine is not None else [])], default=None)
+        if last_at is not None and flags.MIN_POST_INTERVAL_MINUTES > 0:
+            last = last_at
             if now - last < timedelta(minutes=flags.MIN_POST_INTERVAL_MINUTES):
                 return f"MIN_POST_INTERVAL_MINUTES={flags.MIN_POST_INTERVAL_MINUTES} (last post at {last.isoformat()})"
         return None
@@ -281,6 +339,7 @@ class PosterState:
         return {
             "queued": sum(1 for v in self.decisions.values() if v.status == "queued"),
             "in_doubt": len(self.in_doubt()),
+            "attention_needed": sum(1 for v in self.decisions.values() if v.attention),
             "posted": len(self.posted_decisions),
         }
 
@@ -295,6 +354,12 @@ def _evolve_view(view: DecisionView, ev: Event, state: PosterState) -> DecisionV
         return replace(view, status="skipped")
     if isinstance(ev, DecisionRescheduled):
         return replace(view, scheduled_at=ev.scheduled_at)
+    if isinstance(ev, DecisionAttentionNeeded):
+        return replace(view, attention=view.open_claim is not None)
+    if isinstance(ev, DecisionDoubtResolved):
+        if ev.action == "abandon":
+            return replace(view, status="failed", open_claim=None, attention=False)
+        return replace(view, open_claim=None, doubted=False, landed=False, doubt_since=None, attention=False)
     claim: Claim | None
     if isinstance(ev, DecisionPostStarted):
         claim = Claim(
@@ -318,19 +383,35 @@ def _evolve_view(view: DecisionView, ev: Event, state: PosterState) -> DecisionV
         if claim is not None:
             claim = replace(claim, last_activity_at=max(claim.last_activity_at, ev.occurred_at))
         state.posted_tweet_ids.add(ev.tweet_id)
-        return replace(view, part_ids=tuple(parts), open_claim=claim)
+        return replace(
+            view, part_ids=tuple(parts), open_claim=claim, doubted=False, landed=False, doubt_since=None,
+            attention=False,
+        )
     if isinstance(ev, DecisionPosted):
-        return replace(view, status="posted", tweet_id=ev.tweet_id, open_claim=None)
+        return replace(view, status="posted", tweet_id=ev.tweet_id, open_claim=None, attention=False)
     if isinstance(ev, DecisionPostFailed):
         claim = view.open_claim
         if ev.in_doubt and not ev.final:
+            since = view.doubt_since or (claim.started_at if claim is not None else ev.occurred_at)
             if claim is not None:
                 claim = replace(claim, last_activity_at=max(claim.last_activity_at, ev.occurred_at))
-            return replace(view, open_claim=claim, last_error_code=ev.error_code)
+            return replace(
+                view, open_claim=claim, last_error_code=ev.error_code, doubted=True,
+                landed=view.landed or ev.landed, doubt_since=since,
+            )
+        simulated = claim.simulated if claim is not None else False
         if ev.error_code == "226":
-            simulated = claim.simulated if claim is not None else False
             prev = state.last_226_at.get(simulated)
             state.last_226_at[simulated] = ev.occurred_at if prev is None else max(prev, ev.occurred_at)
+        if ev.error_code == "429":
+            state.consecutive_429[simulated] = state.consecutive_429.get(simulated, 0) + 1
+            if ev.paused_until is not None:
+                prev = state.paused_until.get(simulated)
+                state.paused_until[simulated] = ev.paused_until if prev is None else max(prev, ev.paused_until)
+        if ev.error_code == NOT_FOUND_AFTER_GRACE:
+            view = replace(view, doubted=True, doubt_since=view.doubt_started_at())
+        elif ev.error_code == RESUMED:
+            view = replace(view, doubted=False, landed=False, doubt_since=None, attention=False)
         counted = ev.error_code not in UNCOUNTED_CODES
         view = replace(
             view,
@@ -390,7 +471,7 @@ def _older(a: TweetView, b: TweetView) -> bool:
 
 # ------------------------------------------------------------------------------------------ X's answers
 
-Verdict = Literal["cooldown", "retry", "in_doubt", "logged_out", "final"]
+Verdict = Literal["cooldown", "paused", "retry", "in_doubt", "logged_out", "final"]
 
 
 class Classified(msgspec.Struct, frozen=True):
@@ -403,7 +484,8 @@ def classify(exc: BaseException) -> Classified:
     """What one failed post means:
 
     - 226 "looks automated": no retry; posting pauses for X_COOLDOWN_MINUTES (does not use up an attempt);
-    - 429 / timeout / other retryable answers: back off and try again (3 attempts in all);
+    - 429: nothing was posted; the account pauses until X's reset (does not use up an attempt);
+    - timeout / other retryable answers: back off and try again (3 attempts in all);
     - 187 "duplicate", clicked-but-no-id, or any unexpected error: in doubt, reconcile before anything else;
     - logged out: stop posting, report unready;
     - any other refusal X states clearly (too long, reply target gone...): final, retrying cannot help.
@@ -417,7 +499,7 @@ def classify(exc: BaseException) -> Classified:
     if isinstance(exc, XPostInDoubt):
         return Classified("in_doubt", exc.code or "in_doubt", True)
     if isinstance(exc, XRateLimited):
-        return Classified("retry", "429", False)
+        return Classified("paused", "429", False)
     if isinstance(exc, XTimeout):
         return Classified("retry", "timeout", False)
     if isinstance(exc, XError):
@@ -427,3 +509,13 @@ def classify(exc: BaseException) -> Classified:
             return Classified("retry", exc.code, False)
         return Classified("final", exc.code, False)
     return Classified("in_doubt", "unexpected", True)
+
+
+def rate_limit_pause(now: datetime, retry_after: float | None, earlier_429s: int, base_seconds: float) -> datetime:
+    """Until when a 429 pauses the account: X's reset when it said one (bounded), else ``base * 2**n`` for the
+    n-th 429 in a row since the last post (at most 64 * base)."""
+    if retry_after is not None:
+        seconds = min(max(retry_after, 1.0), MAX_RATE_LIMIT_PAUSE.total_seconds())
+    else:
+        seconds = base_seconds * (2 ** min(max(0, earlier_429s), 6))
+    return now + timedelta(seconds=seconds)

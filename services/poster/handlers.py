@@ -35,6 +35,7 @@ from shared.bus import WrongSequence
 from shared.clock import Clock
 from shared.events import (
     Command,
+    DecisionAttentionNeeded,
     DecisionPartPosted,
     DecisionPosted,
     DecisionPostFailed,
@@ -45,17 +46,19 @@ from shared.events import (
 )
 from shared.flags import Flags, is_posting_allowed
 from shared.x.parsing import is_valid_tweet_id
-from shared.x.port import XAccount, XError, XLoggedOut, XPostInDoubt
+from shared.x.port import TweetView, XAccount, XError, XLoggedOut, XPostInDoubt
 
 from .domain import (
     NOT_FOUND_AFTER_GRACE,
     RECONCILE_SLACK,
+    RESUMED,
     DecisionView,
     PosterState,
     backoff_seconds,
     claim_expired,
     classify,
     find_on_timeline,
+    rate_limit_pause,
 )
 
 log = structlog.get_logger("poster")
@@ -81,6 +84,11 @@ class PostingPolicy(msgspec.Struct, frozen=True, kw_only=True):
     retry_base_seconds: float = 5.0
     retry_inline_max_seconds: float = 30.0
     reconcile_grace_minutes: float = 10.0
+    #: an attempt in doubt this long (timeline unreadable, or a 187 whose tweet cannot be found) stops being
+    #: retried and asks the operator (``decision.attention_needed``)
+    attention_minutes: float = 60.0
+    #: a 429 without X's reset header pauses posting this long, doubling with each 429 in a row
+    rate_limit_backoff_seconds: float = 60.0
     timeline_limit: int = 50
     x_base_url: str = "https://x.com"
     #: TEST ONLY: kill -9 ourselves at this point of a post (after_claim | after_click | after_readback)
@@ -91,6 +99,10 @@ class PostingPolicy(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def grace(self) -> timedelta:
         return timedelta(minutes=self.reconcile_grace_minutes)
+
+    @property
+    def attention_after(self) -> timedelta:
+        return timedelta(minutes=self.attention_minutes)
 
 
 class XAccounts(Protocol):
@@ -223,56 +235,30 @@ class Poster:
         if view.open_claim is not None:
             if optimistic:
                 return STALE
-            found = await self._reconcile(view, x, simulated, cmd)
-            if found != "not_found":
-                return found
+            outcome = await self._settle_doubt(view, x, simulated, cmd)
+            if outcome is not None:
+                return outcome
             view = self.state.get(decision_id)
             if view is None or view.status != "queued":
                 return "not_queued"
-            if view.open_claim is not None:
-                claim = view.open_claim
-                if not claim_expired(claim, self.clock.now(), self.policy.grace):
-                    log.info(
-                        f"{TAG} ⏳ Attempt in doubt, not on the timeline yet decision_id={decision_id}",
-                        attempt=claim.attempt,
-                        since=claim.last_activity_at.isoformat(),
-                    )
-                    return "in_doubt"
-                final = view.failures + 1 >= self.policy.max_attempts
-                await self.publish(
-                    DecisionPostFailed(
-                        event_id=f"post_failed:{decision_id}:{claim.attempt}:{NOT_FOUND_AFTER_GRACE}",
-                        occurred_at=self.clock.now(),
-                        correlation_id=cmd.run_id,
-                        decision_id=decision_id,
-                        attempt=claim.attempt,
-                        error=f"attempt {claim.attempt} in doubt and not on the timeline after "
-                        f"{self.policy.reconcile_grace_minutes:g} minutes",
-                        error_code=NOT_FOUND_AFTER_GRACE,
-                        final=final,
-                    )
-                )
-                if final:
-                    log.error(
-                        f"{TAG} ❌ Posting failed for good decision_id={decision_id}",
-                        error=NOT_FOUND_AFTER_GRACE,
-                    )
-                    return "failed"
-                view = self.state.get(decision_id)
-                if view is None or view.status != "queued":
-                    return "not_queued"
 
         now = self.clock.now()
         until = self.state.cooldown_until(simulated, flags.X_COOLDOWN_MINUTES)
+        paused = self.state.rate_paused_until(simulated)
         limit = self.state.rate_limit(view, now, flags, simulated)
-        if optimistic and ((until is not None and until > now) or limit is not None or (
-                view.is_reply and not view.target_tweet_id)):
+        if optimistic and ((until is not None and until > now) or (paused is not None and paused > now)
+                           or limit is not None or (view.is_reply and not view.target_tweet_id)):
             return STALE  # a skip or a failure is written only on a view caught up with the log
         if until is not None and until > now:
             await self._skip(
                 view, "cooldown", cmd, f"X answered 226; posting paused until {until.isoformat()}"
             )
             return "cooldown"
+        if paused is not None and paused > now:
+            await self._skip(
+                view, "x_rate_limited", cmd, f"X answered 429; posting paused until {paused.isoformat()}"
+            )
+            return "x_rate_limited"
         if limit is not None:
             await self._skip(view, "rate_limited", cmd, limit)
             return "rate_limited"
@@ -351,6 +337,8 @@ class Poster:
         if view is None:
             return "not_queued"
         if c.verdict == "in_doubt":
+            # a 187 "duplicate" answer to a retry after a doubt: the earlier attempt is on X. Never post it again.
+            landed = c.code == "187" and view.doubted
             await self.publish(
                 DecisionPostFailed(
                     event_id=new_event_id(),
@@ -361,14 +349,49 @@ class Poster:
                     error=error,
                     error_code=c.code,
                     in_doubt=True,
+                    landed=landed,
                 )
             )
-            log.warning(f"{TAG} ⚠️ Post in doubt decision_id={did}; reconciling", code=c.code, error=error)
+            if landed:
+                log.warning(
+                    f"{TAG} ⚠️ X says the post is a duplicate: the earlier attempt landed decision_id={did}; "
+                    "looking for its id (it is never posted again)",
+                    attempt=attempt,
+                )
+            else:
+                log.warning(f"{TAG} ⚠️ Post in doubt decision_id={did}; reconciling", code=c.code, error=error)
             view = self.state.get(did)
             if view is None or view.status != "queued":
                 return "not_queued"
             found = await self._reconcile(view, x, simulated, cmd)
-            return "recovered" if found == "recovered" else "in_doubt"
+            if found == "recovered":
+                return "recovered"
+            if found == "resumable":
+                return await self._resume(did, x, simulated, cmd)
+            return "in_doubt"
+        if c.verdict == "paused":
+            earlier = self.state.consecutive_429.get(simulated, 0)
+            until = rate_limit_pause(
+                self.clock.now(), getattr(exc, "retry_after", None), earlier, self.policy.rate_limit_backoff_seconds
+            )
+            await self.publish(
+                DecisionPostFailed(
+                    event_id=new_event_id(),
+                    occurred_at=self.clock.now(),
+                    correlation_id=cmd.run_id,
+                    decision_id=did,
+                    attempt=attempt,
+                    error=error,
+                    error_code=c.code,
+                    paused_until=until,
+                )
+            )
+            log.warning(
+                f"{TAG} ⏸️ X answered 429 (rate limited): posting paused until {until.isoformat()} decision_id={did}",
+                retry_after=getattr(exc, "retry_after", None),
+                in_a_row=earlier + 1,
+            )
+            return "x_rate_limited"
         if c.verdict == "cooldown":
             await self._fail(view, attempt, error, c.code, False, cmd)
             log.warning(f"{TAG} 🧊 X answered 226 (looks automated): posting paused decision_id={did}")
@@ -388,55 +411,203 @@ class Poster:
         return "retry"
 
     # -------------------------------------------------------------------------------------- reconcile
-    async def _reconcile(self, view: DecisionView, x: XAccount, simulated: bool, cmd: Command) -> str:
-        """Look for the decision's text(s) on our own timeline; record what is there. Returns recovered,
-        not_found, logged_out or error (the attempt stays in doubt on anything but recovered)."""
-        try:
-            timeline = await x.read_own_timeline(self.policy.timeline_limit)
-        except Exception as exc:
-            if isinstance(exc, XLoggedOut):
-                self._set_logged_out(f"{type(exc).__name__}: {exc}")
-                return "logged_out"
+    async def _settle_doubt(self, view: DecisionView, x: XAccount, simulated: bool, cmd: Command) -> str | None:
+        """An attempt is open (in doubt): reconcile it. None when the decision may be attempted now (its doubt
+        is settled: the attempt closed after the grace, or its in-doubt thread part found); else the answer."""
+        did = view.decision_id
+        found = await self._reconcile(view, x, simulated, cmd)
+        if found in ("recovered", "logged_out"):
+            return found
+        view = self.state.get(did)
+        if view is None or view.status != "queued":
+            return "not_queued"
+        if view.open_claim is None:
+            return None
+        claim = view.open_claim
+        if found == "resumable":
+            await self._close(view, claim.attempt, RESUMED, "the in-doubt part is on X; the rest is posted anew", cmd)
+            return None
+        now = self.clock.now()
+        since = view.doubt_started_at() or claim.started_at
+        if view.attention:
             log.warning(
-                f"{TAG} could not read the timeline to reconcile decision_id={view.decision_id}",
-                error=str(exc),
+                f"{TAG} 🛑 Decision needs the operator; not retried decision_id={did}",
+                attempt=claim.attempt,
+                since=since.isoformat(),
             )
-            return "error"
+            return "attention"
+        if now - since >= self.policy.attention_after and (found == "unreadable" or view.landed):
+            reason = "landed_not_found" if view.landed else "timeline_unreadable"
+            detail = (
+                "X answered 187 (duplicate) to a retry, so the post is on X, but its id was not found"
+                if view.landed
+                else "the account's timeline could not be read to settle the attempt"
+            )
+            await self.publish(
+                DecisionAttentionNeeded(
+                    event_id=f"attention_needed:{did}:{claim.attempt}",
+                    occurred_at=now,
+                    correlation_id=cmd.run_id,
+                    decision_id=did,
+                    attempt=claim.attempt,
+                    reason=reason,
+                    detail=f"{detail} for {self.policy.attention_minutes:g} minutes",
+                    in_doubt_since=since,
+                )
+            )
+            log.error(
+                f"{TAG} 🛑 Attempt in doubt for {self.policy.attention_minutes:g} minutes: retrying stopped, "
+                f"the operator must answer decision_id={did}",
+                reason=reason,
+                attempt=claim.attempt,
+                since=since.isoformat(),
+            )
+            return "attention"
+        if found == "unreadable" or view.landed or not claim_expired(claim, now, self.policy.grace):
+            why = (
+                "the timeline could not be read" if found == "unreadable"
+                else "it landed (187) and is not found yet" if view.landed
+                else "not on the timeline yet"
+            )
+            log.info(
+                f"{TAG} ⏳ Attempt in doubt, {why} decision_id={did}",
+                attempt=claim.attempt,
+                since=claim.last_activity_at.isoformat(),
+            )
+            return "in_doubt"
+        final = view.failures + 1 >= self.policy.max_attempts
+        await self.publish(
+            DecisionPostFailed(
+                event_id=f"post_failed:{did}:{claim.attempt}:{NOT_FOUND_AFTER_GRACE}",
+                occurred_at=now,
+                correlation_id=cmd.run_id,
+                decision_id=did,
+                attempt=claim.attempt,
+                error=f"attempt {claim.attempt} in doubt and not on the timeline after "
+                f"{self.policy.reconcile_grace_minutes:g} minutes",
+                error_code=NOT_FOUND_AFTER_GRACE,
+                final=final,
+            )
+        )
+        if final:
+            log.error(f"{TAG} ❌ Posting failed for good decision_id={did}", error=NOT_FOUND_AFTER_GRACE)
+            return "failed"
+        return None
+
+    async def _resume(self, did: str, x: XAccount, simulated: bool, cmd: Command) -> str:
+        """The in-doubt part of a thread was found right after the doubt: close the attempt, claim again, go on."""
+        view = self.state.get(did)
+        if view is None or view.status != "queued" or view.open_claim is None:
+            return "not_queued"
+        await self._close(view, view.open_claim.attempt, RESUMED, "the in-doubt part is on X; the rest is posted anew", cmd)
+        view = self.state.get(did)
+        if view is None or view.status != "queued":
+            return "not_queued"
+        return await self._attempt(view, x, simulated, cmd)
+
+    async def _close(self, view: DecisionView, attempt: int, code: str, error: str, cmd: Command) -> None:
+        await self.publish(
+            DecisionPostFailed(
+                event_id=f"post_failed:{view.decision_id}:{attempt}:{code}",
+                occurred_at=self.clock.now(),
+                correlation_id=cmd.run_id,
+                decision_id=view.decision_id,
+                attempt=attempt,
+                error=error,
+                error_code=code,
+            )
+        )
+
+    async def _look(self, x: XAccount, place: str, texts: list[str]) -> list[TweetView]:
+        """One place a tweet of ours can be found: the timeline with replies, the profile, a search for the text."""
+        limit = self.policy.timeline_limit
+        if place == "with_replies":
+            return await x.read_own_timeline(limit)
+        if place == "profile":
+            return await x.read_account_tweets(x.username, limit)
+        out: list[TweetView] = []
+        for text in texts:
+            out.extend(await x.search(search_query(x.username, text), limit))
+        return out
+
+    async def _reconcile(self, view: DecisionView, x: XAccount, simulated: bool, cmd: Command) -> str:
+        """Look for the decision's text(s) on our own account, in more than one place, and record what is there.
+
+        Returns ``recovered`` (every part found: posted), ``resumable`` (the in-doubt thread part found, later
+        parts not yet sent), ``not_found`` (every place was read and shows none of it), ``unreadable`` (some
+        place could not be read and nothing was found: that proves nothing, the attempt stays in doubt) or
+        ``logged_out``. Fail closed: only a place that was read counts towards "not found"."""
         did = view.decision_id
         texts = view.texts()
         ids = list(view.part_ids)
+        start = len(ids)
         since = view.first_claim_at or view.queued_at
         exclude = set(self.state.posted_tweet_ids)
-        while len(ids) < len(texts):
-            i = len(ids)
-            parent = ids[-1] if ids else (view.target_tweet_id if view.is_reply else None)
-            match = find_on_timeline(
-                timeline,
-                texts[i],
-                author=x.username,
-                in_reply_to=parent,
-                not_before=since - RECONCILE_SLACK,
-                exclude_ids=exclude | set(ids),
-            )
-            if match is None:
+        read: dict[str, str] = {}
+        places = ("with_replies", "search") if view.is_reply else ("with_replies", "profile", "search")
+        for place in places:
+            if len(ids) >= len(texts):
                 break
-            ids.append(match.tweet_id)
-            if view.is_thread:
-                await self.publish(
-                    DecisionPartPosted(
-                        event_id=f"part_posted:{did}:{i}",
-                        occurred_at=self.clock.now(),
-                        correlation_id=cmd.run_id,
-                        decision_id=did,
-                        part_index=i,
-                        tweet_id=match.tweet_id,
-                        simulated=simulated,
-                    )
+            try:
+                timeline = await self._look(x, place, list(texts[len(ids):]))
+            except XLoggedOut as exc:
+                read[place] = f"logged out ({exc})"
+                self._set_logged_out(f"{type(exc).__name__}: {exc}")
+                self._log_reconcile(view, read, ids[start:], "logged_out")
+                return "logged_out"
+            except Exception as exc:  # noqa: BLE001 - any failure to read proves nothing
+                read[place] = f"unreadable ({type(exc).__name__}: {str(exc)[:200]})"
+                continue
+            read[place] = f"{len(timeline)} tweets"
+            while len(ids) < len(texts):
+                i = len(ids)
+                parent = ids[-1] if ids else (view.target_tweet_id if view.is_reply else None)
+                match = find_on_timeline(
+                    timeline,
+                    texts[i],
+                    author=x.username,
+                    in_reply_to=parent,
+                    not_before=since - RECONCILE_SLACK,
+                    exclude_ids=exclude | set(ids),
                 )
-        if len(ids) < len(texts):
-            return "not_found"
-        await self._posted(view, ids, self._url(x, ids[0], simulated), simulated, True, cmd)
-        return "recovered"
+                if match is None:
+                    break
+                ids.append(match.tweet_id)
+                if view.is_thread:
+                    await self.publish(
+                        DecisionPartPosted(
+                            event_id=f"part_posted:{did}:{i}",
+                            occurred_at=self.clock.now(),
+                            correlation_id=cmd.run_id,
+                            decision_id=did,
+                            part_index=i,
+                            tweet_id=match.tweet_id,
+                            simulated=simulated,
+                        )
+                    )
+        if len(ids) >= len(texts):
+            self._log_reconcile(view, read, ids[start:], "recovered")
+            await self._posted(view, ids, self._url(x, ids[0], simulated), simulated, True, cmd)
+            return "recovered"
+        if len(ids) > start:
+            result = "resumable"  # the part in doubt is on X; the parts after it were never sent
+        elif any(r.startswith("unreadable") for r in read.values()):
+            result = "unreadable"
+        else:
+            result = "not_found"
+        self._log_reconcile(view, read, ids[start:], result)
+        return result
+
+    def _log_reconcile(self, view: DecisionView, read: dict[str, str], found: list[str], result: str) -> None:
+        line = ", ".join(f"{place}: {what}" for place, what in read.items()) or "nothing"
+        log.info(
+            f"{TAG} 🔎 Reconcile decision_id={view.decision_id} read [{line}] found "
+            f"{', '.join(found) if found else 'none'} -> {result}",
+            decision_type=view.decision_type,
+            parts=len(view.texts()),
+            parts_known=len(view.part_ids),
+            landed=view.landed,
+        )
 
     # ---------------------------------------------------------------------------------------- events
     async def _posted(
@@ -551,6 +722,17 @@ class Poster:
         if simulated:
             return f"sim://x/{x.username}/status/{tweet_id}"
         return f"{self.policy.x_base_url.rstrip('/')}/{x.username}/status/{tweet_id}"
+
+
+def search_query(username: str, text: str, max_words: int = 12) -> str:
+    """X search for our own tweet with ``text``: ``from:<us> "<its first words>"`` (no URLs, mentions or quotes,
+    which X's phrase search does not match reliably); the results are then compared by their whole text."""
+    words = [
+        w for w in text.replace('"', " ").replace("“", " ").replace("”", " ").split()
+        if not w.startswith(("http://", "https://", "@"))
+    ]
+    phrase = " ".join(words[:max_words])
+    return f'from:{username} "{phrase}"' if phrase else f"from:{username}"
 
 
 def _claim_lost(decision_id: str, attempt: int) -> str:

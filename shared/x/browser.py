@@ -396,6 +396,7 @@ class PlaywrightX:
         self._ctx: BrowserContext | None = None
         self._lock = asyncio.Lock()
         self._start_lock = asyncio.Lock()
+        self._session_sig: tuple[int, int] | None = None
 
     @property
     def username(self) -> str:
@@ -413,6 +414,7 @@ class PlaywrightX:
             if self._ctx is not None:
                 return
             state = load_session(self._session_file, self._session_b64)
+            self._session_sig = self._file_signature()
             if self._user_data_dir is None:
                 self._user_data_dir = await asyncio.to_thread(fresh_profile_dir)
                 self._owns_user_data_dir = True
@@ -481,7 +483,22 @@ class PlaywrightX:
             log.warning("x_session_not_saved", reason="context has no auth_token/ct0 cookie")
             return None
         await asyncio.to_thread(_write_private, self._session_file, json.dumps(state))
+        self._session_sig = self._file_signature()
         return self._session_file
+
+    def _file_signature(self) -> tuple[int, int] | None:
+        if self._session_file is None:
+            return None
+        try:
+            st = self._session_file.stat()
+        except OSError:
+            return None
+        return (st.st_mtime_ns, st.st_size)
+
+    def session_changed_on_disk(self) -> bool:
+        """True when the session file is not the one this browser loaded or last wrote: someone replaced it
+        (a fresh login), so the browser should be reopened to pick it up."""
+        return self._ctx is not None and self._file_signature() != self._session_sig
 
     # ---------------------------------------------------------------------------------------- the port
 

@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 
 import msgspec
 
+from shared.gates.text import normalize_for_hash
 from shared.x.port import (
     AfterClick,
     Posted,
@@ -83,6 +84,9 @@ def sim_id(*parts: object) -> str:
 
 def is_sim_id(value: object) -> bool:
     return isinstance(value, str) and re.fullmatch(r"sim-[0-9a-f]{20}", value) is not None
+
+
+_QUOTED = re.compile(r'"([^"]*)"|(\S+)')
 
 
 class SimStore:
@@ -231,6 +235,13 @@ class SimulatedX:
         self._fail_if_injected("search")
         words = query.split()
         from_users = [w[5:] for w in words if w.lower().startswith("from:") and len(w) > 5]
+        if [u.lower() for u in from_users] == [self._username.lower()]:
+            # our own account: its real (simulated) tweets, matched like X's phrase search
+            terms = [t for t in _QUOTED.findall(query) if t[0] or not t[1].lower().startswith("from:")]
+            wanted = [normalize_for_hash(a or b) for a, b in terms]
+            own = [self.store.tweets[i] for i in reversed(self.store.own)]
+            hits = [t for t in own if all(w in normalize_for_hash(t.text) for w in wanted)]
+            return hits[: max(0, limit)]
         topic = " ".join(w for w in words if not _OPERATOR.match(w)).strip().strip('"')
         authors = tuple(from_users) if from_users else self._authors
         topics = (topic,) if topic else DEFAULT_TOPICS

@@ -28,6 +28,7 @@ from shared.events import (
     DecisionPosted,
     DecisionPostFailed,
     DecisionPostSkipped,
+    DecisionPostStarted,
     DecisionQueued,
     Event,
     new_event_id,
@@ -176,18 +177,23 @@ async def test_226_no_retry_and_a_cooldown(bus, service, x):
 
 
 @needs_chromium
-async def test_429_backs_off_three_attempts_then_failed(bus, service, x):
+async def test_429_pauses_posting_until_xs_reset_without_spending_attempts(bus, service, x):
     svc = await service()
-    q = queued(text("429"))
+    q, later = queued(text("429")), queued(text("429 later"))
     await bus.publish(q)
+    await bus.publish(later)
     x.state.set_mode("429")
-    assert (await svc.run())["failed"] == 1
+    counts = await svc.run()
+    assert counts["x_rate_limited"] == 2  # the next decision is not sent into the same 429
     events = await history(bus, q.decision_id)
-    fails = of(DecisionPostFailed, events)
-    assert [(f.error_code, f.final) for f in fails] == [("429", False), ("429", False), ("429", True)]
-    assert of(DecisionPosted, events) == [] and x.state.snapshot()["tweets"] == []
+    (f,) = of(DecisionPostFailed, events)
+    assert f.error_code == "429" and not f.final and f.paused_until is not None
+    # the imitation's x-rate-limit-reset is 60 s ahead: the pause follows X's header, not a guess
+    assert timedelta(seconds=45) <= f.paused_until - f.occurred_at <= timedelta(seconds=61)
+    assert of(DecisionPostSkipped, await history(bus, later.decision_id))[0].reason == "x_rate_limited"
     x.state.clear_mode()
-    assert (await svc.run())["due"] == 0  # failed is final
+    assert (await svc.run())["x_rate_limited"] == 2  # still paused, though X would answer now
+    assert x.state.snapshot()["create_requests"] <= 1 and x.state.snapshot()["tweets"] == []
 
 
 @needs_chromium
@@ -222,6 +228,39 @@ async def test_answer_lost_after_x_accepted_is_recovered_with_xs_id(bus, service
     assert counts.get("recovered") == 1 or counts.get("posted") == 1
     assert_ids_are_real(events, x)
     assert (await svc.run())["due"] == 0 and x.state.count_text(q.content) == 1
+
+
+@needs_chromium
+@pytest.mark.parametrize("kind", ["single", "thread", "reply"])
+async def test_answer_lost_while_the_timeline_shows_xs_error_page(bus, service, x, kind):
+    """The issue's failure: the answer is lost, then the reconcile reads X's "this page doesn't exist" page.
+    That is not an empty timeline: the attempt stays in doubt past the grace (0 here) and nothing is posted
+    again; once X's pages are readable, the decision is posted with the id X gave the first attempt."""
+    svc = await service(RECONCILE_ATTENTION_MINUTES="60")
+    if kind == "thread":
+        parts = [text("lost 1/2"), text("lost 2/2")]
+        q = queued(parts[0], dtype="thread", parts=parts)
+    elif kind == "reply":
+        target = x.state.add_tweet("bob", "Which review rule saved you the most time?")
+        q = queued(text("lost reply"), dtype="reply", target=target)
+    else:
+        q = queued(text("lost"))
+    texts = q.parts or [q.content]
+    await bus.publish(q)
+    x.state.set_mode("drop_after_accept", times=1)
+    x.state.set_page_mode("error_page")
+    assert (await svc.run()).get("in_doubt") == 1
+    assert (await svc.run()).get("in_doubt") == 1  # grace 0, still unreadable: never claimed again
+    assert x.state.count_text(texts[0]) == 1 and x.state.snapshot()["timeline_pages"] >= 4
+    x.state.set_page_mode(None)
+    counts = await svc.run()
+    assert counts.get("recovered", 0) + counts.get("posted", 0) == 1, counts
+    events = await history(bus, q.decision_id)
+    assert [x.state.count_text(t) for t in texts] == [1] * len(texts)
+    (p,) = of(DecisionPosted, events)
+    assert p.tweet_id == x.state.tweets_with_text(texts[0])[0].tweet_id
+    assert len(of(DecisionPostStarted, events)) == (2 if kind == "thread" else 1)
+    assert_ids_are_real(events, x)
 
 
 @needs_chromium

@@ -89,7 +89,7 @@ def started(did: str, attempt: int, at: datetime, simulated: bool = False) -> De
     )
 
 
-def failed(did: str, attempt: int, at: datetime, code: str = "429", **kw) -> DecisionPostFailed:
+def failed(did: str, attempt: int, at: datetime, code: str = "timeout", **kw) -> DecisionPostFailed:
     return DecisionPostFailed(
         event_id=f"f-{did}-{attempt}-{code}",
         occurred_at=at,
@@ -330,7 +330,7 @@ def test_find_on_timeline_matches_normalised_text_only_for_fresh_own_unrecorded_
     ("exc", "verdict", "code", "in_doubt"),
     [
         (XAutomatedError("x"), "cooldown", "226", False),
-        (XRateLimited("x"), "retry", "429", False),
+        (XRateLimited("x"), "paused", "429", False),
         (XDuplicate("x"), "in_doubt", "187", True),
         (XLoggedOut("x"), "logged_out", "logged_out", False),
         (XTimeout("x"), "retry", "timeout", False),

@@ -3,6 +3,7 @@ approval, the claim race, reconcile of attempts in doubt, X's failure modes, thr
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,6 +26,7 @@ from shared.events import (
     Event,
 )
 from shared.flags import Flags
+from shared.gates.text import normalize_for_hash
 from shared.x.port import (
     AfterClick,
     Posted,
@@ -35,6 +37,8 @@ from shared.x.port import (
     XLoggedOut,
     XPostInDoubt,
     XRateLimited,
+    XTimeout,
+    XUnreadable,
 )
 
 pytestmark = pytest.mark.unit
@@ -55,7 +59,13 @@ class FakeX:
         self.now = now
         self.tweets: list[TweetView] = []
         self.failures: list[tuple[BaseException, bool]] = []
-        self.timeline_failures: list[BaseException] = []
+        self.timeline_failures: list[BaseException] = []  # read_own_timeline (with replies)
+        self.profile_failures: list[BaseException] = []
+        self.search_failures: list[BaseException] = []
+        self.reads: list[str] = []
+        #: tweets that are on X but not (yet) shown by any read (X's timelines and search lag behind)
+        self.hidden: set[str] = set()
+        self.hide_new = False  # tweets stored while set go to ``hidden``
         self.posts: list[tuple[str, str | None]] = []
         self.is_healthy = True
         self.bad_id: str | None = None
@@ -74,6 +84,8 @@ class FakeX:
             in_reply_to=in_reply_to,
         )
         self.tweets.append(t)
+        if self.hide_new:
+            self.hidden.add(t.tweet_id)
         return t
 
     async def post(
@@ -91,10 +103,38 @@ class FakeX:
         tid = self.bad_id or t.tweet_id
         return Posted(tweet_id=tid, url=f"https://x.test/{self.username}/status/{tid}")
 
+    def unreadable(self, times: int, exc: BaseException | None = None) -> None:
+        """The next ``times`` reads of every place (timeline, profile, search) fail."""
+        for failures in (self.timeline_failures, self.profile_failures, self.search_failures):
+            failures.extend([exc or XUnreadable("X shows its error page")] * times)
+
     async def read_own_timeline(self, limit: int = 50) -> list[TweetView]:
+        self.reads.append("with_replies")
         if self.timeline_failures:
             raise self.timeline_failures.pop(0)
-        return list(reversed(self.tweets))[:limit]
+        return [t for t in reversed(self.tweets) if t.tweet_id not in self.hidden][:limit]
+
+    async def read_account_tweets(self, username: str, limit: int = 20) -> list[TweetView]:
+        self.reads.append("profile")
+        if self.profile_failures:
+            raise self.profile_failures.pop(0)
+        return [
+            t for t in reversed(self.tweets)
+            if t.author == username and t.in_reply_to is None and t.tweet_id not in self.hidden
+        ][:limit]
+
+    async def search(self, query: str, limit: int = 20) -> list[TweetView]:
+        self.reads.append("search")
+        if self.search_failures:
+            raise self.search_failures.pop(0)
+        phrases = re.findall(r'"([^"]*)"', query)
+        users = [w[5:] for w in query.split() if w.startswith("from:")]
+        hits = [
+            t for t in reversed(self.tweets)
+            if t.tweet_id not in self.hidden and all(t.author == u for u in users)
+            and all(normalize_for_hash(p) in normalize_for_hash(t.text) for p in phrases)
+        ]
+        return hits[:limit]
 
     async def healthy(self) -> bool:
         return self.is_healthy
@@ -545,18 +585,61 @@ async def test_226_pauses_posting_without_retry_until_the_cooldown_ends(world):
     assert (await r.run("r3"))["posted"] == 2
 
 
-async def test_429_backs_off_and_retries_then_posts(world):
+async def test_a_timeout_backs_off_and_retries_then_posts(world):
     bus, _, live, _ = world
     r = rig(world)
     await bus.publish(queued("a"))
     await r.catch_up()
-    live.fail_next(XRateLimited("429"))
-    live.fail_next(XRateLimited("429"))
+    live.fail_next(XTimeout("no compose box"))
+    live.fail_next(XTimeout("no compose box"))
     counts = await r.run()
     assert counts["posted"] == 1 and r.sleeps == [1, 2]  # exponential
-    assert [f.error_code for f in await events_of(bus, DecisionPostFailed)] == ["429", "429"]
+    assert [f.error_code for f in await events_of(bus, DecisionPostFailed)] == ["timeout", "timeout"]
     assert [c.attempt for c in await events_of(bus, DecisionPostStarted)] == [1, 2, 3]
     assert len(live.tweets) == 1
+
+
+async def test_429_pauses_the_account_until_xs_reset_without_spending_attempts(world):
+    bus, clock, live, _ = world
+    r = rig(world)
+    await bus.publish(queued("a", at=T0 - timedelta(minutes=2)))
+    await bus.publish(queued("b"))
+    await r.catch_up()
+    live.fail_next(XRateLimited("429", retry_after=300))
+    counts = await r.run()
+    # one request to X; the next decision is not sent into the same 429
+    assert counts["x_rate_limited"] == 2 and len(live.posts) == 1 and r.sleeps == []
+    (f,) = await events_of(bus, DecisionPostFailed)
+    assert f.error_code == "429" and not f.final and f.paused_until == T0 + timedelta(seconds=300)
+    assert r.state.get("a").failures == 0  # not one of its three attempts
+    skipped = await events_of(bus, DecisionPostSkipped)
+    assert [s.reason for s in skipped] == ["x_rate_limited"] and "429" in skipped[0].detail
+    # the pause is in the log: a replica started now (a restart) knows it
+    fresh = rig(world, name="p2")
+    await fresh.catch_up()
+    assert fresh.state.rate_paused_until(False) == T0 + timedelta(seconds=300)
+    clock.advance(seconds=299)
+    assert (await fresh.run("r2"))["x_rate_limited"] == 2 and len(live.posts) == 1
+    clock.advance(seconds=1)
+    assert (await fresh.run("r3"))["posted"] == 2
+    assert [c.attempt for c in await events_of(bus, DecisionPostStarted) if c.decision_id == "a"] == [1, 2]
+
+
+async def test_429_without_a_reset_header_backs_off_longer_each_time(world):
+    bus, clock, live, _ = world
+    r = rig(world, policy=PostingPolicy(rate_limit_backoff_seconds=60))
+    await bus.publish(queued("a"))
+    await r.catch_up()
+    pauses = []
+    for run in range(3):
+        live.fail_next(XRateLimited("429"))
+        assert (await r.run(f"r{run}"))["x_rate_limited"] == 1
+        until = r.state.rate_paused_until(False)
+        pauses.append((until - clock.now()).total_seconds())
+        clock.advance(seconds=pauses[-1])
+    assert pauses == [60, 120, 240]
+    assert (await r.run("r9"))["posted"] == 1
+    assert r.state.consecutive_429[False] == 0  # a post ends the run of 429s
 
 
 async def test_three_failed_attempts_end_in_failed(world):
@@ -565,7 +648,7 @@ async def test_three_failed_attempts_end_in_failed(world):
     await bus.publish(queued("a"))
     await r.catch_up()
     for _ in range(3):
-        live.fail_next(XRateLimited("429"))
+        live.fail_next(XTimeout("no compose box"))
     with capture_logs() as logs:
         counts = await r.run()
     assert counts["failed"] == 1
@@ -581,7 +664,7 @@ async def test_a_long_backoff_is_left_to_a_later_run(world):
     r = rig(world, policy=PostingPolicy(retry_base_seconds=120, retry_inline_max_seconds=30))
     await bus.publish(queued("a"))
     await r.catch_up()
-    live.fail_next(XRateLimited("429"))
+    live.fail_next(XTimeout("no compose box"))
     assert (await r.run())["retry_later"] == 1 and r.sleeps == []
     assert (await r.run("r2"))["due"] == 0  # backoff running
     clock.advance(seconds=120)
@@ -685,7 +768,7 @@ async def test_interrupted_thread_resumes_after_the_last_posted_part(world):
         calls["n"] += 1
         if calls["n"] == 2:
             live.posts.append((text, in_reply_to))
-            raise XRateLimited("429")
+            raise XTimeout("no compose box")
         return await orig_post(text, in_reply_to=in_reply_to, after_click=after_click)
 
     live.post = flaky  # type: ignore[method-assign]
@@ -711,12 +794,15 @@ async def test_thread_in_doubt_mid_way_recovers_the_parts_on_x_and_goes_on(world
     )
     live._store("part two", p0.tweet_id)  # on X, never recorded: the poster died here
     await r.catch_up()
-    assert (await r.run())["in_doubt"] == 1 and live.posts == []
-    assert len(r.state.get("t").part_ids) == 2  # part two recovered already
-    clock.advance(minutes=1)
-    assert (await r.run("r2"))["posted"] == 1
+    # part two (the part in doubt) is found, so part three was never sent: the attempt is closed (uncounted)
+    # and a new claim posts part three at once, with no grace to wait
+    assert (await r.run())["posted"] == 1
     assert [t.text for t in live.tweets] == ["part one", "part two", "part three"]
     assert live.posts == [("part three", live.tweets[1].tweet_id)]
+    fails = await events_of(bus, DecisionPostFailed)
+    assert [(f.error_code, f.in_doubt) for f in fails] == [("resumed", False)] and r.state.get("t") is None
+    (ev,) = await events_of(bus, DecisionPosted)
+    assert ev.thread_tweet_ids == [t.tweet_id for t in live.tweets]
 
 
 async def test_reply_without_target_fails_instead_of_posting_a_plain_tweet(world):
