@@ -37,6 +37,9 @@ class _LlmEvent(Event, frozen=True, kw_only=True):
 class LlmCallCompleted(_LlmEvent, frozen=True, kw_only=True, tag="llm.call_completed"):
     name: ClassVar[str] = "call_completed"
     status: str = "success"
+    #: what was repaired for free in the answer before it was accepted (e.g. ``joined_parts``); [] for none
+    #: (and for events written before the field existed)
+    repairs: list[str] = []
 
 
 class LlmCallFailed(_LlmEvent, frozen=True, kw_only=True, tag="llm.call_failed"):
@@ -44,3 +47,7 @@ class LlmCallFailed(_LlmEvent, frozen=True, kw_only=True, tag="llm.call_failed")
     status: str = "failed"
     failure_reason: str
     detail: str = ""
+    #: why an answer that came back (and was paid for) was rejected, for ``invalid_response``: ``parts_count``,
+    #: ``too_long``, ``empty``, ``not_json``, ``truncated``, ``refused``, ... ("" when no answer came back, and
+    #: for events written before the field existed)
+    wasted_reason: str = ""

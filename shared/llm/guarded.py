@@ -15,7 +15,10 @@ Every call, in order:
 5. reports the call, success or failure, blocked calls included, as an `LLMCallRecord` through ``emit`` (the
    service publishes it as ``llm.call_completed`` / ``llm.call_failed``; see `record_to_event`).
 
-Failures reach the caller as `LLMFailure(reason, detail)`.
+Failures reach the caller as `LLMFailure(reason, detail)`. A draft whose answer came back unusable even after
+the free repairs (``invalid_response``) is asked for again ``draft_retries`` times (each one a call of its own,
+guarded, budgeted and reported like the first, with another variation seed); no other failure is retried here.
+The records say what each call wasted (``wasted_reason``) or repaired (``repairs``).
 
 Shadow mode does not come through here: it uses `SyntheticWriter` and `HashingEmbedder` directly, which cost
 nothing and call nothing, so there is no budget to hold and no ``llm.*`` event to emit.
@@ -35,14 +38,16 @@ import msgspec
 import structlog
 
 from .budget import BudgetStore, Reservation
+from .port import DRAFT_LOCAL_REASONS, DraftRequest, Embedder, EmbeddingResult, LLMFailure, LLMResult, Usage
 from .port import LLM as LLMPort
-from .port import DraftRequest, Embedder, EmbeddingResult, LLMFailure, LLMResult, Usage
 from .pricing import PriceTable, estimate_tokens
 from .prompts import estimate_prompt_tokens
 
 log = structlog.get_logger("llm")
 
 T = TypeVar("T", LLMResult, EmbeddingResult)
+#: a retried draft asks with this much added to its variation seed (a new answer, still reproducible)
+RETRY_SEED_STEP = 7919
 
 
 class LLMFlags(Protocol):
@@ -74,6 +79,10 @@ class LLMCallRecord(msgspec.Struct, frozen=True, kw_only=True):
     duration_ms: float
     correlation_id: str | None = None
     detail: str = ""
+    #: a failed call whose answer came back and was rejected: why (``parts_count``, ``too_long``, ``not_json``...)
+    wasted_reason: str = ""
+    #: a successful call: what was repaired for free in its answer
+    repairs: tuple[str, ...] = ()
 
 
 Emit = Callable[[LLMCallRecord], Awaitable[None]]
@@ -102,8 +111,9 @@ def record_to_event(record: LLMCallRecord, *, service: str = "", causation_id: s
         "service": service,
     }
     if record.status == "success":
-        return LlmCallCompleted(**common)
-    return LlmCallFailed(**common, failure_reason=record.failure_reason or "api_error", detail=record.detail)
+        return LlmCallCompleted(**common, repairs=list(record.repairs))
+    return LlmCallFailed(**common, failure_reason=record.failure_reason or "api_error", detail=record.detail,
+                         wasted_reason=record.wasted_reason)
 
 
 async def _no_emit(record: LLMCallRecord) -> None:
@@ -126,6 +136,7 @@ class GuardedLLM:
         *,
         prices: PriceTable | None = None,
         new_id: Callable[[], str] | None = None,
+        draft_retries: int = 0,
     ):
         self.llm = llm
         self.embedder = embedder
@@ -135,9 +146,27 @@ class GuardedLLM:
         self.emit = emit or _no_emit
         self.prices = prices or PriceTable()
         self._new_id = new_id or (lambda: uuid.uuid4().hex)
+        if draft_retries < 0:
+            raise ValueError("draft_retries must be >= 0")
+        self.draft_retries = draft_retries
 
     # ------------------------------------------------------------------------------------------ public API
     async def draft(self, request: DraftRequest, *, correlation_id: str | None = None) -> LLMResult:
+        """A draft, asked for again (``draft_retries`` times, another seed each time) while the answers come back
+        unusable; any other failure, and the last unusable answer, reaches the caller."""
+        attempt = 0
+        while True:
+            try:
+                return await self._draft_once(request, correlation_id)
+            except LLMFailure as exc:
+                if exc.reason not in DRAFT_LOCAL_REASONS or attempt >= self.draft_retries:
+                    raise
+                attempt += 1
+                log.info("llm_draft_retry", attempt=attempt, wasted_reason=exc.wasted_reason, topic=request.topic,
+                         decision_type=request.decision_type, kind=request.kind)
+                request = msgspec.structs.replace(request, seed=request.seed + RETRY_SEED_STEP)
+
+    async def _draft_once(self, request: DraftRequest, correlation_id: str | None) -> LLMResult:
         model = self.llm.model
         estimate = self.prices.estimate_cost(model, estimate_prompt_tokens(request), self.llm.max_output_tokens)
 
@@ -179,13 +208,15 @@ class GuardedLLM:
         day = self.day(started)
 
         async def report(
-            status: str, usage: Usage, cost: float, reason: str | None = None, detail: str = "", used: str = model
+            status: str, usage: Usage, cost: float, reason: str | None = None, detail: str = "", used: str = model,
+            wasted: str = "", repairs: tuple[str, ...] = (),
         ) -> None:
             record = LLMCallRecord(
                 request_id=request_id, kind=kind, model=used, prompt_tokens=usage.prompt_tokens,
                 completion_tokens=usage.completion_tokens, total_tokens=usage.total_tokens, cost_usd=cost,
                 status=status, failure_reason=reason, started_at=started,
                 duration_ms=round((time.monotonic() - t0) * 1000, 3), correlation_id=correlation_id, detail=detail,
+                wasted_reason=wasted, repairs=repairs,
             )
             try:
                 await self.emit(record)
@@ -228,8 +259,9 @@ class GuardedLLM:
             usage = failure.usage or Usage()
             cost = self.prices.actual_cost(model, usage)
             await self._settle(day, reservation, cost)
-            await report("failed", usage, cost, failure.reason, failure.detail)
-            log.warning("llm_call_failed", kind=kind, reason=failure.reason, detail=failure.detail, request_id=request_id)
+            await report("failed", usage, cost, failure.reason, failure.detail, wasted=failure.wasted_reason)
+            log.warning("llm_call_failed", kind=kind, reason=failure.reason, detail=failure.detail,
+                        wasted_reason=failure.wasted_reason, request_id=request_id)
             if failure is exc:
                 raise
             raise failure from exc
@@ -237,7 +269,10 @@ class GuardedLLM:
         usage = result.usage
         cost = self.prices.actual_cost(result.model, usage) if usage.total_tokens > 0 else estimate
         await self._settle(day, reservation, cost)
-        await report("success", usage, cost, used=result.model or model)
+        repairs = tuple(getattr(result, "repairs", ()))
+        await report("success", usage, cost, used=result.model or model, repairs=repairs)
+        if repairs:
+            log.info("llm_answer_repaired", kind=kind, repairs=list(repairs), request_id=request_id)
         return result
 
     async def _settle(self, day: str, reservation: Reservation | None, cost: float) -> None:

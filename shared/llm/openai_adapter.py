@@ -5,7 +5,8 @@ The client is built with ``max_retries=0``: a 429 or a 500 surfaces at once as a
 
 * 429 with ``insufficient_quota`` -> ``quota`` (billing; retrying will not help), any other 429 -> ``rate_limited``
 * the client's timeout -> ``timeout``
-* content that is not the JSON draft we asked for (or a truncated answer) -> ``invalid_response``
+* content that is not the JSON draft we asked for, even after the free repairs (or a truncated or refused
+  answer) -> ``invalid_response``, with a ``wasted_reason`` naming why (the answer was billed)
 * everything else (5xx, 4xx, connection refused) -> ``api_error``
 
 Build the adapters in ``bootstrap.py`` (`openai_adapters`); nothing here reads settings or opens a connection at
@@ -21,7 +22,8 @@ from typing import Any
 import numpy as np
 
 from .port import DraftRequest, EmbeddingResult, LLMFailure, LLMResult, Usage, normalize_rows
-from .prompts import DraftParseError, build_messages, parse_draft, response_format
+from .prompts import build_messages
+from .shape import DraftParseError, parse_draft_repaired, response_format
 
 DEFAULT_MODEL = "gpt-4o-mini"
 DEFAULT_EMBED_MODEL = "text-embedding-3-small"
@@ -99,7 +101,8 @@ class OpenAILLM:
         self._model = model
         self._max_output_tokens = max_output_tokens
         self.temperature = temperature
-        self._response_format = response_format(json_mode)
+        response_format(json_mode)  # an unknown mode fails here, at construction
+        self.json_mode = json_mode
 
     @property
     def model(self) -> str:
@@ -115,7 +118,7 @@ class OpenAILLM:
             resp = await self.client.chat.completions.create(
                 model=self._model,
                 messages=build_messages(request),
-                response_format=self._response_format,
+                response_format=response_format(self.json_mode, request),  # the count this request wants
                 max_completion_tokens=self._max_output_tokens,
                 temperature=self.temperature,
                 seed=request.seed,
@@ -126,18 +129,21 @@ class OpenAILLM:
         usage = _usage(getattr(resp, "usage", None))
         choices = getattr(resp, "choices", None) or []
         if not choices:
-            raise LLMFailure("invalid_response", "no choices", usage=usage)
+            raise LLMFailure("invalid_response", "no choices", usage=usage, wasted_reason="no_choices")
         choice = choices[0]
         message = choice.message
         if getattr(message, "refusal", None):
-            raise LLMFailure("invalid_response", f"refused: {_short(Exception(message.refusal))}", usage=usage)
+            raise LLMFailure("invalid_response", f"refused: {_short(Exception(message.refusal))}", usage=usage,
+                             wasted_reason="refused")
         if choice.finish_reason == "length":
-            raise LLMFailure("invalid_response", "truncated at max_output_tokens", usage=usage)
+            raise LLMFailure("invalid_response", "truncated at max_output_tokens", usage=usage,
+                             wasted_reason="truncated")
         try:
-            draft = parse_draft(message.content, request)
+            draft, repairs = parse_draft_repaired(message.content, request)
         except DraftParseError as exc:
-            raise LLMFailure("invalid_response", str(exc), usage=usage) from None
-        return LLMResult(draft=draft, usage=usage, model=str(resp.model or self._model), request_id=request_id)
+            raise LLMFailure("invalid_response", str(exc), usage=usage, wasted_reason=exc.reason) from None
+        return LLMResult(draft=draft, usage=usage, model=str(resp.model or self._model), request_id=request_id,
+                         repairs=tuple(repairs))
 
 
 class OpenAIEmbedder:

@@ -32,9 +32,17 @@ FAILURE_REASONS: tuple[str, ...] = (
     "api_error",
 )
 
+#: the failures that end only the draft they happened to: the answer came back and was not usable (another draft
+#: of the same run may well get a good one). Every other reason stops the run: the circuit and the budget refuse
+#: the next call as well, and a rate limit, a spent quota, a timeout or an API error is the provider's state,
+#: which the next call of the same run would meet again.
+DRAFT_LOCAL_REASONS: frozenset[str] = frozenset({"invalid_response"})
+
 #: A thread has this many parts (inclusive); a single post and a reply have exactly one.
 THREAD_MIN_PARTS = 2
 THREAD_MAX_PARTS = 7
+#: the characters a part may have, as the prompt asks for (X's own limit, 280 weighted, is what is checked)
+PART_MAX_CHARS = 260
 
 
 class DraftRequest(msgspec.Struct, frozen=True, kw_only=True):
@@ -84,6 +92,8 @@ class LLMResult(msgspec.Struct, frozen=True, kw_only=True):
 
 class EmbeddingResult(msgspec.Struct, frozen=True, kw_only=True):
     """``vectors`` is a float32 array of shape (len(texts), dim), each row an L2 unit vector."""
+    #: what was repaired for free before the answer was accepted (see ``shared.llm.prompts.repair_parts``)
+    repairs: tuple[str, ...] = ()
 
     vectors: np.ndarray
     usage: Usage
@@ -98,7 +108,8 @@ class EmbeddingResult(msgspec.Struct, frozen=True, kw_only=True):
 class LLMFailure(Exception):
     """A call that produced nothing usable. ``usage`` is set when the provider still reported (and billed) it."""
 
-    def __init__(self, reason: str, detail: str = "", *, usage: Usage | None = None, status: int | None = None):
+    def __init__(self, reason: str, detail: str = "", *, usage: Usage | None = None, status: int | None = None,
+                 wasted_reason: str = ""):
         if reason not in FAILURE_REASONS:
             raise ValueError(f"unknown LLM failure reason {reason!r}")
         super().__init__(f"{reason}: {detail}" if detail else reason)
@@ -110,6 +121,13 @@ class LLMFailure(Exception):
 
 @runtime_checkable
 class LLM(Protocol):
+        #: for ``invalid_response``: why the answer (which came back, and was billed) was rejected
+        self.wasted_reason = wasted_reason or (reason if reason == "invalid_response" else "")
+
+    @property
+    def stops_run(self) -> bool:
+        """True when the next call of the same run would fail the same way (see ``DRAFT_LOCAL_REASONS``)."""
+        return self.reason not in DRAFT_LOCAL_REASONS
     """Writes drafts. ``max_output_tokens`` bounds the completion (it is what the budget reserves)."""
 
     @property
