@@ -71,6 +71,9 @@ COMMON_DOCS = {
     "POST_RETRY_BASE_SECONDS": "exponential backoff base between attempts",
     "POST_RETRY_INLINE_MAX_SECONDS": "longest backoff waited inside one run (longer ones wait for the next run)",
     "RECONCILE_GRACE_MINUTES": "an in-doubt attempt not found on the timeline after this is retried",
+    "RECONCILE_ATTENTION_MINUTES": "an attempt still in doubt after this (timeline unreadable, or landed and not "
+    "found) is not retried: the operator is asked (decision.attention_needed)",
+    "RATE_LIMIT_BACKOFF_SECONDS": "a 429 without X's reset header pauses posting this long, doubling per 429 in a row",
     "RECONCILE_TIMELINE_LIMIT": "own-timeline tweets read when reconciling",
     "XBOT_TEST_CRASH_AT": "TEST ONLY: kill the poster at after_claim / after_click / after_readback",
     "COLLECT_INTERVAL_HOURS": "collect job schedule (service clock)",
