@@ -22,6 +22,8 @@ import msgspec
 from shared.bus import ReadItem
 from shared.events import (
     DecisionApproved,
+    DecisionAttentionNeeded,
+    DecisionDoubtResolved,
     DecisionPartPosted,
     DecisionPosted,
     DecisionPostFailed,
@@ -85,7 +87,16 @@ class DecisionRow(msgspec.Struct, frozen=True, kw_only=True):
     gate_score: Any
     attempts: int
     model_version: int | None
+    #: set by ``decision.attention_needed`` (an attempt in doubt past the poster's limit: the operator must answer
+    #: retry or abandon); cleared when the doubt ends (posted, resolved, closed by the poster)
+    attention_reason: str | None = None
+    attention_detail: str | None = None
+    attention_since: datetime | None = None
 
+
+#: a decision's attempt was sent and its answer lost: it may be on X. Not queued (it must not be claimed again
+#: until the doubt is closed), not failed (it may have landed).
+IN_DOUBT = "in_doubt"
 
 DECISION_COLUMNS: tuple[str, ...] = tuple(DecisionRow.__struct_fields__)
 
@@ -134,6 +145,19 @@ def num(value: Any) -> Decimal | None:
     return Decimal(repr(f))
 
 
+def horizon(value: float) -> Decimal:
+    """A collection horizon in hours for the NUMERIC column: whole hours exactly as before (``1`` is stored as
+    1), fractions in their shortest form (``0.25``)."""
+    if type(value) is int:
+        if not 0 <= value <= INT4_MAX:
+            raise ApplyError(f"horizon_hours={value} is out of range")
+        return Decimal(value)
+    f = float(value)
+    if not math.isfinite(f) or not 0 <= f <= INT4_MAX:
+        raise ApplyError(f"horizon_hours={value!r} is not a usable number of hours")
+    return Decimal(int(f)) if f.is_integer() else Decimal(repr(f))
+
+
 def ts(value: datetime | None) -> datetime | None:
     if value is None:
         return None
@@ -148,6 +172,11 @@ def as_json(value: Any) -> str:
 
 
 # --- decisions ---------------------------------------------------------------------------------------------
+#: statuses a decision can still leave by posting or failing (an attempt in doubt is still open)
+_OPEN = frozenset({"queued", IN_DOUBT})
+_NO_ATTENTION: dict[str, Any] = {"attention_reason": None, "attention_detail": None, "attention_since": None}
+
+
 def _draft(ev: DecisionQueued | DecisionSkipped, seq: int) -> DecisionRow:
     skipped = isinstance(ev, DecisionSkipped)
     return DecisionRow(
@@ -188,6 +217,13 @@ def evolve_decision(row: DecisionRow | None, ev: Any, seq: int) -> DecisionRow |
     Status follows the seed: ``queued`` until posted, ``skipped`` when a gate blocked the draft (or an operator
     rejected it), ``failed`` after a final failed attempt; ``posted`` is never undone. ``decision.post_skipped``
     leaves the status queued and records the reason. An event for a decision with no draft changes nothing.
+
+    ``in_doubt`` (ours, beside the seed's four): an attempt whose answer was lost (a non-final ``post_failed``
+    with ``in_doubt``, or one known to have ``landed``) until the doubt ends: ``posted``; back to ``queued`` when
+    the poster closes the doubt (a later non-final failure not in doubt, e.g. ``not_found_after_grace``) or the
+    operator answers ``retry``; ``failed`` on a final failure or the operator's ``abandon``.
+    ``decision.attention_needed`` keeps (or makes) it in doubt and records the reason and since when; attention
+    is cleared whenever the doubt ends. A posted decision keeps no ``last_post_skip`` from before it was posted.
     """
     replace = msgspec.structs.replace
     if isinstance(ev, DecisionQueued | DecisionSkipped):
@@ -208,11 +244,30 @@ def evolve_decision(row: DecisionRow | None, ev: Any, seq: int) -> DecisionRow |
     if isinstance(ev, DecisionPostStarted):
         return replace(row, attempts=max(row.attempts, i4(ev.attempt, "attempt") or 0))
     if isinstance(ev, DecisionPosted):
-        return replace(row, status="posted")
+        return replace(row, status="posted", last_post_skip=None, **_NO_ATTENTION)
     if isinstance(ev, DecisionPostFailed):
         err = text(f"{ev.error_code}: {ev.error}" if ev.error_code else ev.error)
-        status = "failed" if ev.final and row.status == "queued" else row.status
-        return replace(row, error_message=err, status=status)
+        if row.status not in _OPEN:  # posted, skipped or failed already: the error is recorded, nothing else
+            return replace(row, error_message=err)
+        if ev.final:
+            return replace(row, error_message=err, status="failed", **_NO_ATTENTION)
+        if ev.in_doubt or ev.landed:
+            return replace(row, error_message=err, status=IN_DOUBT)
+        return replace(row, error_message=err, status="queued", **_NO_ATTENTION)  # the doubt (if any) is closed
+    if isinstance(ev, DecisionAttentionNeeded):
+        if row.status not in _OPEN:
+            return row
+        return replace(
+            row, status=IN_DOUBT, attention_reason=text(ev.reason) or "", attention_detail=text(ev.detail),
+            attention_since=ts(ev.in_doubt_since) or ts(ev.occurred_at),
+        )
+    if isinstance(ev, DecisionDoubtResolved):
+        if row.status != IN_DOUBT:
+            return row
+        if ev.action == "abandon":
+            note = f"abandoned by {ev.actor}" + (f": {ev.note}" if ev.note else "")
+            return replace(row, status="failed", error_message=text(note), **_NO_ATTENTION)
+        return replace(row, status="queued", **_NO_ATTENTION)
     if isinstance(ev, DecisionApproved):
         return replace(row, approval="approved")
     if isinstance(ev, DecisionRejected):
@@ -244,7 +299,7 @@ class BatchWrites:
 
     decisions: dict[str, DecisionRow] = field(default_factory=dict)
     posted: dict[str, tuple[Any, ...]] = field(default_factory=dict)
-    outcomes: dict[tuple[str, int], tuple[Any, ...]] = field(default_factory=dict)
+    outcomes: dict[tuple[str, Decimal], tuple[Any, ...]] = field(default_factory=dict)
     arms: dict[tuple[str, str], tuple[Any, ...]] = field(default_factory=dict)
     models: dict[tuple[str, int], tuple[Any, ...]] = field(default_factory=dict)
     slots: dict[tuple[str, int], tuple[Any, ...]] = field(default_factory=dict)
@@ -269,7 +324,8 @@ class BatchWrites:
 
 DECISION_EVENTS = (
     DecisionQueued, DecisionSkipped, DecisionPostSkipped, DecisionPostStarted, DecisionPartPosted, DecisionPosted,
-    DecisionPostFailed, DecisionApproved, DecisionRejected, DecisionRescheduled,
+    DecisionPostFailed, DecisionApproved, DecisionRejected, DecisionRescheduled, DecisionAttentionNeeded,
+    DecisionDoubtResolved,
 )
 
 
@@ -344,7 +400,7 @@ def _fold_one(w: BatchWrites, existing: dict[str, DecisionRow], ev: Any, seq: in
             )
     elif kind == _OUTCOME:
         did = uuid_str(ev.decision_id)
-        h = i4(ev.horizon_hours, "horizon_hours") or 0
+        h = horizon(ev.horizon_hours)
         w.outcomes[(did, h)] = (
             did, h, text(ev.tweet_id), i8(ev.impressions, "impressions"), i8(ev.likes, "likes"),
             i8(ev.retweets, "retweets"), i8(ev.replies, "replies"), i8(ev.bookmarks, "bookmarks"),

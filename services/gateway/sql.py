@@ -76,6 +76,7 @@ _DECISION_TYPES = {
     "decision_id": "uuid", "parts": "jsonb", "features": "jsonb", "quality_score": "numeric",
     "predicted_er": "numeric", "gate_score": "numeric", "scheduled_at": "timestamptz", "created_at": "timestamptz",
     "updated_at": "timestamptz", "last_seq": "int8", "attempts": "int4", "model_version": "int4",
+    "attention_since": "timestamptz",
 }
 
 DECISIONS = Upsert(
@@ -87,7 +88,7 @@ POSTED = Upsert("posted_decisions", (
     ("recovered", "bool"), ("thread_tweet_ids", "jsonb"), ("last_seq", "int8"),
 ), ("decision_id",))
 OUTCOMES = Upsert("outcomes", (
-    ("decision_id", "uuid"), ("horizon_hours", "int4"), ("tweet_id", "text"), ("impressions", "int8"),
+    ("decision_id", "uuid"), ("horizon_hours", "numeric"), ("tweet_id", "text"), ("impressions", "int8"),
     ("likes", "int8"), ("retweets", "int8"), ("replies", "int8"), ("bookmarks", "int8"), ("quotes", "int8"),
     ("er_calculated", "numeric"), ("simulated", "bool"), ("collected_at", "timestamptz"), ("last_seq", "int8"),
 ), ("decision_id", "horizon_hours"))

@@ -52,7 +52,7 @@ from tests.chaos.helpers import (
 )
 from tests.conftest import service_env
 from tests.fakes.x_imitation import start_x_imitation
-from tests.integration.test_projector_scenario import scenario
+from tests.integration.test_projector_scenario import SCENARIO_DECISIONS, SCENARIO_OUTCOMES, scenario
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos, pytest.mark.timeout(150)]
 
@@ -129,7 +129,7 @@ async def test_two_gateways_one_database_one_killed_mid_stream(
         replayed = await table_rows(single, sql.READ_MODEL_TABLES)
     assert stats.events == last
     assert diff_rows(shared, replayed) == []
-    assert len(shared["content_metadata"]) == 8 + 400 and len(shared["outcomes"]) == 2 + 400
+    assert len(shared["content_metadata"]) == SCENARIO_DECISIONS + 400 and len(shared["outcomes"]) == SCENARIO_OUTCOMES + 400
     conn = await asyncpg.connect(database_url)
     try:  # one offset row per projector name, no stray one
         rows = await conn.fetch("SELECT projector, last_seq FROM projection_offsets")

@@ -10,7 +10,7 @@ import pytest
 from services.gateway.replay import rebuild
 from shared.bus import wait_until
 from tests.integration.test_projector_replay import snapshot
-from tests.integration.test_projector_scenario import caught_up, make_gateway, scenario
+from tests.integration.test_projector_scenario import SCENARIO_POSTED, caught_up, make_gateway, scenario
 
 pytestmark = pytest.mark.integration
 
@@ -49,7 +49,7 @@ async def test_postgres_stopped_and_restarted_mid_stream(bus, database_url, post
             await asyncio.sleep(0.2)
             r = await client.get("/readyz")
         assert r.status_code == 200, r.text
-        assert (await client.get("/api/metrics")).json()["postsPosted"] == 1 + 200
+        assert (await client.get("/api/metrics")).json()["postsPosted"] == SCENARIO_POSTED + 200
     live = await snapshot(database_url)
     await rebuild(database_url=database_url, bus=bus)
     assert await snapshot(database_url) == live

@@ -15,7 +15,14 @@ from services.gateway.projector import Projector
 from services.gateway.replay import rebuild
 from shared.bus import ReadItem
 from shared.events import DecisionQueued
-from tests.integration.test_projector_scenario import migrated, project_all, queued, scenario
+from tests.integration.test_projector_scenario import (
+    SCENARIO_DECISIONS,
+    SCENARIO_OUTCOMES,
+    migrated,
+    project_all,
+    queued,
+    scenario,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -60,7 +67,7 @@ async def test_rebuild_reproduces_the_live_rows_exactly(bus, database_url) -> No
         await live.stop()
     assert live.batches > 50 and live.dead_lettered == 1
     before = await snapshot(database_url)
-    assert len(before["content_metadata"]) == 8 + 300 and len(before["outcomes"]) == 2 + 300
+    assert len(before["content_metadata"]) == SCENARIO_DECISIONS + 300 and len(before["outcomes"]) == SCENARIO_OUTCOMES + 300
 
     progress: list[tuple[int, int]] = []
     stats = await rebuild(database_url=database_url, bus=bus, on_progress=lambda d, t: progress.append((d, t)))
@@ -201,7 +208,8 @@ async def test_an_event_the_database_refuses_is_found_and_dead_lettered(bus, dat
     assert msg.headers["Xbot-Original-Seq"] == "2" and "database refused" in msg.headers["Xbot-Error"]
     conn = await asyncpg.connect(database_url)
     try:
-        assert await conn.fetchval("SELECT COUNT(*) FROM content_metadata") == 7  # 8 drafts, one refused
+        # every draft but the refused one
+        assert await conn.fetchval("SELECT COUNT(*) FROM content_metadata") == SCENARIO_DECISIONS - 1
     finally:
         await conn.close()
 

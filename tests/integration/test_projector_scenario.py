@@ -9,6 +9,7 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import asyncpg
@@ -22,6 +23,8 @@ from shared.db import apply_migrations, create_pool
 from shared.events import (
     ArmState,
     DecisionApproved,
+    DecisionAttentionNeeded,
+    DecisionDoubtResolved,
     DecisionPartPosted,
     DecisionPosted,
     DecisionPostFailed,
@@ -110,6 +113,8 @@ def scenario(n_bulk: int = 0) -> list[Event]:
                                reason="off brand"))
     ev.append(DecisionRescheduled(event_id="rs-7", occurred_at=t + timedelta(hours=4, minutes=1), decision_id=did(7),
                                   scheduled_at=t + timedelta(hours=5), actor="ops"))
+    # attempts in doubt (the answer was lost): doubt_story() below
+    ev += doubt_story()
     # outcomes of the thread at +1 h (simulated) and +24 h (real)
     for h, sim, imp in ((1, True, 1200), (24, False, 5400)):
         ev.append(OutcomeRecorded(
@@ -160,6 +165,67 @@ def scenario(n_bulk: int = 0) -> list[Event]:
                                   horizon_hours=1, impressions=100 + k, likes=k % 7, retweets=0, replies=1,
                                   bookmarks=0, quotes=0, er_calculated=(k % 7 + 1) / (100 + k), simulated=True,
                                   collected_at=at))
+    return ev
+
+
+#: the decisions of ``doubt_story``: 9 needs the operator, 10 was retried and posted, 11 was closed by the poster
+#: and waits out a 429, 12 was abandoned
+ATTENTION, RETRIED, CLOSED, ABANDONED = 9, 10, 11, 12
+#: rows ``scenario()`` makes besides its bulk decisions (each bulk decision adds one row to both)
+SCENARIO_DECISIONS, SCENARIO_OUTCOMES, SCENARIO_POSTED = 12, 3, 2
+
+
+def doubt_story() -> list[Event]:
+    """Attempts whose answer was lost: in doubt, asking the operator, answered retry / abandon, closed."""
+    t = T0 + timedelta(hours=6)
+    ev: list[Event] = []
+
+    def started(n: int, a: int, at: datetime) -> DecisionPostStarted:
+        return DecisionPostStarted(event_id=f"st-{n}-{a}", occurred_at=at, decision_id=did(n), attempt=a,
+                                   poster_id="poster-a")
+
+    def lost(n: int, a: int, at: datetime) -> DecisionPostFailed:
+        return DecisionPostFailed(event_id=f"f-{n}-{a}", occurred_at=at, decision_id=did(n), attempt=a,
+                                  error="answer lost: connection reset", error_code="timeout", in_doubt=True)
+
+    def attention(n: int, at: datetime, since: datetime) -> DecisionAttentionNeeded:
+        return DecisionAttentionNeeded(event_id=f"att-{n}", occurred_at=at, decision_id=did(n), attempt=1,
+                                       reason="in_doubt_too_long", detail="timeline unreadable: error page",
+                                       in_doubt_since=since)
+
+    ev += [queued(ATTENTION), started(ATTENTION, 1, t), lost(ATTENTION, 1, t + timedelta(seconds=30)),
+           attention(ATTENTION, t + timedelta(hours=1), t + timedelta(seconds=30))]
+    ev += [queued(RETRIED, kind="reply"),
+           DecisionPostSkipped(event_id="ps-10", occurred_at=t, decision_id=did(RETRIED), reason="posting_disabled"),
+           started(RETRIED, 1, t + timedelta(minutes=1)), lost(RETRIED, 1, t + timedelta(minutes=2)),
+           attention(RETRIED, t + timedelta(hours=1), t + timedelta(minutes=2)),
+           DecisionDoubtResolved(event_id="dr-10", occurred_at=t + timedelta(hours=2), decision_id=did(RETRIED),
+                                 action="retry", actor="ops", note="not on the profile, with replies, or in search"),
+           started(RETRIED, 2, t + timedelta(hours=2, minutes=1)),
+           DecisionPosted(event_id="p-10", occurred_at=t + timedelta(hours=2, minutes=2), decision_id=did(RETRIED),
+                          tweet_id="181000000000000000", posted_at=t + timedelta(hours=2, minutes=2),
+                          decision_type="reply", bandit_arm="howto:story",
+                          url="https://x.com/acct/status/181000000000000000")]
+    ev += [queued(CLOSED), started(CLOSED, 1, t + timedelta(minutes=3)), lost(CLOSED, 1, t + timedelta(minutes=4)),
+           DecisionPostFailed(event_id="f-11-1-nf", occurred_at=t + timedelta(minutes=40), decision_id=did(CLOSED),
+                              attempt=1, error="attempt 1 in doubt and not on the timeline after 30 minutes",
+                              error_code="not_found_after_grace"),
+           started(CLOSED, 2, t + timedelta(minutes=41)),
+           DecisionPostFailed(event_id="f-11-2", occurred_at=t + timedelta(minutes=42), decision_id=did(CLOSED),
+                              attempt=2, error="rate limited", error_code="429",
+                              paused_until=t + timedelta(minutes=57))]
+    ev += [queued(ABANDONED), started(ABANDONED, 1, t + timedelta(minutes=5)),
+           lost(ABANDONED, 1, t + timedelta(minutes=6)),
+           attention(ABANDONED, t + timedelta(hours=1), t + timedelta(minutes=6)),
+           DecisionDoubtResolved(event_id="dr-12", occurred_at=t + timedelta(hours=3), decision_id=did(ABANDONED),
+                                 action="abandon", actor="ana", note="not on X; too late to post now")]
+    # the retried reply's first read at +15 min (a fraction of an hour: outcomes.horizon_hours is NUMERIC)
+    at = t + timedelta(hours=2, minutes=17)
+    ev.append(OutcomeRecorded(
+        event_id=f"outcome:{did(RETRIED)}:0.25", occurred_at=at, decision_id=did(RETRIED),
+        tweet_id="181000000000000000", horizon_hours=0.25, impressions=80, likes=3, retweets=0, replies=1,
+        bookmarks=0, quotes=0, er_calculated=0.05, simulated=False, collected_at=at, bandit_arm="howto:story",
+        decision_type="reply"))
     return ev
 
 
@@ -252,10 +318,11 @@ async def test_seed_database_check_answers_as_the_seed_shows(bus, database_url) 
             "SELECT status, generation_source, decision_type, COUNT(*) FROM content_metadata GROUP BY 1,2,3 ORDER BY 1,2,3"
         )
         got = {(r[0], r[1], r[2]): r[3] for r in rows}
-        assert got[("queued", "real", "single")] == 4  # 1, 2, 3 and the approved 7
+        assert got[("queued", "real", "single")] == 5  # 1, 2, 3, the approved 7 and 11 (its doubt closed)
         assert got == {
-            ("queued", "real", "single"): 4, ("skipped", "real", "single"): 2,  # gate-blocked 4, rejected 8
-            ("posted", "real", "thread"): 1, ("failed", "real", "reply"): 1,
+            ("queued", "real", "single"): 5, ("skipped", "real", "single"): 2,  # gate-blocked 4, rejected 8
+            ("posted", "real", "thread"): 1, ("posted", "real", "reply"): 1, ("failed", "real", "reply"): 1,
+            ("failed", "real", "single"): 1, ("in_doubt", "real", "single"): 1,
         }
         r1 = await conn.fetchrow("SELECT * FROM content_metadata WHERE decision_id = $1", did(1))
         assert r1["status"] == "queued" and r1["last_post_skip"] == "posting_disabled" and r1["last_seq"] > 0
@@ -267,11 +334,27 @@ async def test_seed_database_check_answers_as_the_seed_shows(bus, database_url) 
         assert r7["approval"] == "approved" and r7["scheduled_at"] == T0 + timedelta(hours=5)
         r8 = await conn.fetchrow("SELECT * FROM content_metadata WHERE decision_id = $1", did(8))
         assert (r8["status"], r8["approval"], r8["skip_reason"]) == ("skipped", "rejected", "rejected: off brand")
-        posted = await conn.fetchrow("SELECT * FROM posted_decisions")
-        assert posted["tweet_id"] == "180000000000000000" and str(posted["decision_id"]) == did(5)
+        posted = await conn.fetch("SELECT * FROM posted_decisions ORDER BY tweet_id")
+        assert [(p["tweet_id"], str(p["decision_id"])) for p in posted] == [
+            ("180000000000000000", did(5)), ("181000000000000000", did(RETRIED))]
+        # in doubt past the limit: the operator is asked, with why and since when
+        r9 = await conn.fetchrow("SELECT * FROM content_metadata WHERE decision_id = $1", did(ATTENTION))
+        assert (r9["status"], r9["attention_reason"], r9["attention_detail"], r9["attention_since"]) == (
+            "in_doubt", "in_doubt_too_long", "timeline unreadable: error page",
+            T0 + timedelta(hours=6, seconds=30))
+        # answered retry, then posted: no attention, and no post skip from before it was posted
+        r10 = await conn.fetchrow("SELECT * FROM content_metadata WHERE decision_id = $1", did(RETRIED))
+        assert (r10["status"], r10["attention_reason"], r10["attention_since"], r10["last_post_skip"]) == (
+            "posted", None, None, None)
+        r11 = await conn.fetchrow("SELECT * FROM content_metadata WHERE decision_id = $1", did(CLOSED))
+        assert (r11["status"], r11["attempts"], r11["error_message"]) == ("queued", 2, "429: rate limited")
+        r12 = await conn.fetchrow("SELECT * FROM content_metadata WHERE decision_id = $1", did(ABANDONED))
+        assert (r12["status"], r12["attention_reason"]) == ("failed", None)
+        assert r12["error_message"] == "abandoned by ana: not on X; too late to post now"
         outs = await conn.fetch("SELECT horizon_hours, simulated, er_calculated FROM outcomes ORDER BY 1")
-        assert [(o[0], o[1]) for o in outs] == [(1, True), (24, False)]
-        assert str(outs[0][2]) == "0.0425"  # the float's shortest form, not its binary expansion
+        assert [(o[0], o[1]) for o in outs] == [(Decimal("0.25"), False), (1, True), (24, False)]
+        assert [str(o[0]) for o in outs] == ["0.25", "1", "24"]  # whole hours stored as before
+        assert str(outs[1][2]) == "0.0425"  # the float's shortest form, not its binary expansion
         arms = await conn.fetch("SELECT arm_name, alpha, model_version FROM bandit_arms ORDER BY arm_name")
         assert [(a[0], float(a[1]), a[2]) for a in arms] == [
             ("howto:list", 5.0, 2), ("howto:story", 3.0, 2), ("opinion:data", 4.0, 2)]
@@ -280,7 +363,7 @@ async def test_seed_database_check_answers_as_the_seed_shows(bus, database_url) 
         assert [u["status"] for u in usage] == ["success"] * 3 + ["failed"]
         assert usage[3]["failure_reason"] == "rate_limited"
         counters = {(r[0], r[1]): r[2] for r in await conn.fetch("SELECT name, key, value FROM gateway_counters")}
-        assert counters == {("posts_attempted", ""): 3, ("post_skipped", "posting_disabled"): 2,
+        assert counters == {("posts_attempted", ""): 9, ("post_skipped", "posting_disabled"): 3,
                             ("bandit_arms_updated", ""): 6}
         assert await conn.fetchval("SELECT last_seq FROM projection_offsets WHERE projector='gateway'") == p.position
     finally:

@@ -20,7 +20,15 @@ from services.gateway.rebuild_reader import ReaderConfig, ReaderFailed, ReaderPr
 from services.gateway.replay import RebuildProjector, rebuild, reset_read_models
 from shared.events import DecisionPosted, DecisionPostStarted, Event, OutcomeRecorded
 from tests.integration.test_projector_replay import publish_in_chunks, snapshot
-from tests.integration.test_projector_scenario import T0, did, migrated, queued, scenario
+from tests.integration.test_projector_scenario import (
+    SCENARIO_DECISIONS,
+    SCENARIO_OUTCOMES,
+    T0,
+    did,
+    migrated,
+    queued,
+    scenario,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -73,7 +81,7 @@ async def test_the_two_process_rebuild_writes_the_live_rows(bus, database_url) -
     finally:
         await live.stop()
     before = await snapshot(database_url)
-    assert len(before["content_metadata"]) == 8 + 700 and len(before["outcomes"]) == 2 + 700
+    assert len(before["content_metadata"]) == SCENARIO_DECISIONS + 700 and len(before["outcomes"]) == SCENARIO_OUTCOMES + 700
 
     # batches of 400: the posts of drafts an earlier batch queued update rows a straight COPY cannot insert
     p = await _rebuild_with(bus, database_url, batch_size=400)

@@ -27,6 +27,8 @@ from services.gateway.domain import (
 from shared.bus import ReadItem
 from shared.events import (
     DecisionApproved,
+    DecisionAttentionNeeded,
+    DecisionDoubtResolved,
     DecisionPosted,
     DecisionPostFailed,
     DecisionPostSkipped,
@@ -71,6 +73,79 @@ def test_posted_is_never_undone_and_final_failures_fail_only_queued() -> None:
     assert fold_all([queued(1), posted, rej]).status == "posted"  # type: ignore[union-attr]
     row = fold_all([queued(1), rej])
     assert row is not None and (row.status, row.approval, row.skip_reason) == ("skipped", "rejected", "rejected")
+
+
+def _failed(n: int, **kw: Any) -> DecisionPostFailed:
+    return DecisionPostFailed(event_id=f"f{n}", occurred_at=T0 + timedelta(minutes=n), decision_id=did(1),
+                              attempt=1, error="e", **kw)
+
+
+def _attention(at: Any = None) -> DecisionAttentionNeeded:
+    return DecisionAttentionNeeded(event_id="att", occurred_at=T0 + timedelta(hours=2), decision_id=did(1),
+                                   attempt=1, reason="in_doubt_too_long", detail="login wall", in_doubt_since=at)
+
+
+def _resolved(action: str) -> DecisionDoubtResolved:
+    return DecisionDoubtResolved(event_id=f"r-{action}", occurred_at=T0 + timedelta(hours=3), decision_id=did(1),
+                                 action=action, actor="ana")  # type: ignore[arg-type]
+
+
+def test_in_doubt_is_its_own_status_until_the_doubt_ends() -> None:
+    doubt = _failed(1, error_code="timeout", in_doubt=True)
+    row = fold_all([queued(1), doubt])
+    assert row is not None and row.status == "in_doubt" and row.attention_reason is None
+    assert decision_status([queued(1), doubt]) == "in_doubt"  # the admin endpoints' check sees it too
+    # a retry answered 187: the first attempt landed; still not queued (never posted again, only looked for)
+    assert fold_all([queued(1), _failed(2, error_code="187", landed=True)]).status == "in_doubt"  # type: ignore[union-attr]
+    # the poster closes the doubt (not on the timeline after the grace): a new attempt may start
+    closed = fold_all([queued(1), doubt, _failed(2, error_code="not_found_after_grace")])
+    assert closed is not None and (closed.status, closed.error_message) == ("queued", "not_found_after_grace: e")
+    # a final failure ends it
+    assert fold_all([queued(1), doubt, _failed(2, final=True)]).status == "failed"  # type: ignore[union-attr]
+    # posted ends it; a late in-doubt failure does not undo posted
+    posted = DecisionPosted(event_id="p", occurred_at=T0, decision_id=did(1), tweet_id="1", posted_at=T0,
+                            decision_type="single", bandit_arm="a")
+    assert fold_all([queued(1), doubt, posted, _failed(3, in_doubt=True)]).status == "posted"  # type: ignore[union-attr]
+    # a skipped draft never becomes in doubt
+    assert fold_all([queued(1), DecisionRejected(event_id="rj", occurred_at=T0, decision_id=did(1)),
+                     doubt, _attention()]).status == "skipped"  # type: ignore[union-attr]
+
+
+def test_attention_is_recorded_and_cleared_by_the_operators_answer_or_a_post() -> None:
+    since = T0 + timedelta(minutes=1)
+    base = [queued(1), _failed(1, in_doubt=True), _attention(since)]
+    row = fold_all(base)
+    assert row is not None
+    assert (row.status, row.attention_reason, row.attention_detail, row.attention_since) == (
+        "in_doubt", "in_doubt_too_long", "login wall", since)
+    # no in_doubt_since in the event: since the event
+    assert fold_all([queued(1), _attention()]).attention_since == T0 + timedelta(hours=2)  # type: ignore[union-attr]
+    assert fold_all([queued(1), _attention()]).status == "in_doubt"  # type: ignore[union-attr]
+    retried = fold_all([*base, _resolved("retry")])
+    assert retried is not None and retried.status == "queued"
+    assert (retried.attention_reason, retried.attention_detail, retried.attention_since) == (None, None, None)
+    abandoned = fold_all([*base, _resolved("abandon")])
+    assert abandoned is not None and (abandoned.status, abandoned.attention_reason) == ("failed", None)
+    assert abandoned.error_message == "abandoned by ana"
+    # an answer to a decision that is not in doubt (any more) changes nothing but the sequence
+    again = fold_all([*base, _resolved("retry"), _resolved("abandon")])
+    assert again is not None and again.status == "queued" and again.last_seq == 5
+    assert fold_all([queued(1), _resolved("abandon")]).status == "queued"  # type: ignore[union-attr]
+    posted = DecisionPosted(event_id="p", occurred_at=T0, decision_id=did(1), tweet_id="1", posted_at=T0,
+                            decision_type="single", bandit_arm="a", recovered=True)
+    found = fold_all([*base, posted])
+    assert found is not None and (found.status, found.attention_reason, found.attention_since) == (
+        "posted", None, None)
+
+
+def test_a_posted_decision_keeps_no_post_skip_from_before() -> None:
+    skip = DecisionPostSkipped(event_id="s", occurred_at=T0, decision_id=did(1), reason="posting_disabled")
+    posted = DecisionPosted(event_id="p", occurred_at=T0, decision_id=did(1), tweet_id="1", posted_at=T0,
+                            decision_type="single", bandit_arm="a")
+    row = fold_all([queued(1), skip])
+    assert row is not None and row.last_post_skip == "posting_disabled"
+    row = fold_all([queued(1), skip, posted])
+    assert row is not None and (row.status, row.last_post_skip) == ("posted", None)
 
 
 def test_operator_events_and_second_drafts() -> None:
@@ -118,8 +193,8 @@ def test_numbers_go_to_numeric_in_their_shortest_form() -> None:
 
 def test_counters_and_model_rows() -> None:
     w = fold_batch(items(scenario()), {})
-    assert w.counters[(POSTS_ATTEMPTED, "")][0] == 3
-    assert w.counters[(POST_SKIPPED, "posting_disabled")][0] == 2
+    assert w.counters[(POSTS_ATTEMPTED, "")][0] == 9
+    assert w.counters[(POST_SKIPPED, "posting_disabled")][0] == 3
     assert w.counters[(ARMS_UPDATED, "")][0] == 6
     assert len(w.arms) == 3 and len(w.slots) == 24 and len(w.models) == 2 and len(w.usage) == 4
     assert {r[1] for r in w.arms.values()} == {"howto:story", "opinion:data", "howto:list"}
