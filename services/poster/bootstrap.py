@@ -145,11 +145,13 @@ async def build(ctx: ServiceContext) -> ServiceParts:
     def health() -> dict[str, Any]:
         f = ctx.flags.current()
         until = state.cooldown_until(not f.live, f.X_COOLDOWN_MINUTES)
+        paused = state.rate_paused_until(not f.live)
         return {
             "mode": f.MODE,
             "posting_allowed": is_posting_allowed(f).allowed,
             "logged_out": poster.logged_out,
             "cooldown_until": until.isoformat() if until and until > ctx.clock.now() else None,
+            "rate_limited_until": paused.isoformat() if paused and paused > ctx.clock.now() else None,
             **state.counts(),
         }
 

@@ -5,9 +5,15 @@ For each due decision (oldest first, at most POSTING_BATCH), right before touchi
 1. re-read the flags; in live mode POSTING_DISABLED=true or LIVE_POSTS=false means ``decision.post_skipped``
    (posting_disabled / live_posts_off), the seed's log line, and nothing else;
 2. an attempt left in doubt (a claim with no posted / plain failure after it) is reconciled against the
-   account's own timeline first: found -> ``decision.posted`` (recovered); not found -> it stays in doubt
-   until it has been quiet for RECONCILE_GRACE_MINUTES, then the attempt is closed and a new one may start;
-3. the 226 cooldown and the rate limits (counted from the log) -> ``post_skipped`` ``cooldown`` /
+   account's own posts in three places (the timeline with replies, the profile, a search for the text), fail
+   closed: found -> ``decision.posted`` (recovered); every place read and none shows it -> it stays in doubt
+   until it has been quiet for RECONCILE_GRACE_MINUTES, then the attempt is closed and a new one may start; a
+   place that cannot be read (error page, login wall, timeout, unknown markup) proves nothing and the attempt
+   stays in doubt. A 187 "duplicate" answer to a retry after a doubt means the first attempt landed: it is
+   never posted again, only looked for. A doubt older than RECONCILE_ATTENTION_MINUTES stops being retried
+   and asks the operator (``decision.attention_needed``; answered by ``decision.doubt_resolved``);
+3. the 226 cooldown, a 429's pause (until X's reset; it spends no attempt) and the rate limits (counted from
+   the log, attempts in doubt included) -> ``post_skipped`` ``cooldown`` / ``x_rate_limited`` /
    ``rate_limited``, the decision stays queued;
 4. claim: ``decision.post_started`` published with the decision's expected last subject sequence, so of
    two posters only one wins (the other gets ``WrongSequence`` and leaves it);

@@ -474,6 +474,10 @@ class PlaywrightX:
     async def _save(self, ctx: BrowserContext) -> Path | None:
         if self._session_file is None:
             return None
+        if self._file_signature() != self._session_sig:
+            # someone put a new session there (a fresh login) since we loaded or wrote it: never overwrite it
+            log.warning("x_session_not_saved", reason="the session file was replaced on disk")
+            return None
         try:
             state = await asyncio.wait_for(ctx.storage_state(), timeout=self._timeout_ms / 1000 + 5)
         except TimeoutError as exc:

@@ -133,6 +133,8 @@ class ImitationState:
         self.slow_on: str = "all"
         self.detect_duplicates = detect_duplicates
         self.aria_counts = aria_counts
+        #: draw the side navigation (account switcher, home link); X's compose page may come without it
+        self.nav_markers = True
         self.create_requests = 0
         self.page_mode: str | None = None
         self.page_times: int | None = None
@@ -263,6 +265,7 @@ class ImitationState:
             self.mode, self.times, self.slow, self.slow_on = None, None, 0.0, "all"
             self.create_requests = 0
             self.page_mode, self.page_times, self.timeline_pages = None, None, 0
+            self.nav_markers = True
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
@@ -275,6 +278,7 @@ class ImitationState:
                 "slow_on": self.slow_on,
                 "detect_duplicates": self.detect_duplicates,
                 "aria_counts": self.aria_counts,
+                "nav_markers": self.nav_markers,
                 "create_requests": self.create_requests,
                 "page_mode": self.page_mode,
                 "page_times": self.page_times,
@@ -295,7 +299,7 @@ class ImitationState:
             )
         if "page_mode" in body or "page_times" in body:
             self.set_page_mode(body.get("page_mode"), times=body.get("page_times"))
-        for key in ("detect_duplicates", "aria_counts"):
+        for key in ("detect_duplicates", "aria_counts", "nav_markers"):
             if key in body:
                 with self._lock:
                     setattr(self, key, bool(body[key]))
@@ -472,6 +476,13 @@ def _page_shell(state: ImitationState, user: str, page_mode: str | None = None) 
         {"user": user, "qids": QUERY_IDS, "ariaCounts": state.aria_counts, "pageMode": page_mode}
     )
     script = (TEMPLATES / "app.js").read_text(encoding="utf-8")
+    nav = (
+        f"""<a href="/home" data-testid="AppTabBar_Home_Link" aria-label="Home" role="link">Home</a>
+<a href="/compose/post" data-testid="SideNav_NewTweet_Button" aria-label="Post" role="link">Post</a>
+<button data-testid="SideNav_AccountSwitcher_Button" aria-label="Account menu" role="button">@{user}</button>"""
+        if state.nav_markers
+        else ""
+    )
     return f"""<!DOCTYPE html>
 <html dir="ltr" lang="en"><head><meta charset="utf-8"><title>X</title>
 <style>article{{border-bottom:1px solid #eee;padding:12px;min-height:120px}}
@@ -479,9 +490,7 @@ def _page_shell(state: ImitationState, user: str, page_mode: str | None = None) 
 [data-testid=tweetTextarea_0]{{min-height:60px;min-width:400px;border:1px solid #ddd}}</style></head>
 <body><div id="react-root"><div style="display:flex">
 <header role="banner"><nav aria-label="Primary" role="navigation">
-<a href="/home" data-testid="AppTabBar_Home_Link" aria-label="Home" role="link">Home</a>
-<a href="/compose/post" data-testid="SideNav_NewTweet_Button" aria-label="Post" role="link">Post</a>
-<button data-testid="SideNav_AccountSwitcher_Button" aria-label="Account menu" role="button">@{user}</button>
+{nav}
 </nav></header>
 <main role="main"><div data-testid="primaryColumn"></div></main></div></div>
 <script>window.__X__ = {config};</script>

@@ -6,6 +6,7 @@ flipped in the KV bucket mid-run stops the next post."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -278,6 +279,28 @@ async def test_logged_out_stops_posting_reports_unready_and_resumes_with_a_sessi
     assert (await svc.run())["logged_out"] == 1 and x.state.snapshot()["tweets"] == []
     x.state.clear_mode()
     assert (await svc.run())["posted"] == 1 and svc.ready()
+    assert_ids_are_real(await history(bus, q.decision_id), x)
+
+
+@needs_chromium
+async def test_a_new_session_file_resumes_posting_without_a_restart(bus, service, x, tmp_path):
+    """The session expired (X sends us to its login flow); the operator writes a fresh session file. The next
+    run picks it up -- judged by the compose box the posting path needs, not by the side navigation, which this
+    page does not draw."""
+    svc = await service()
+    session = tmp_path / "session.json"
+    revoked = x.session_state()
+    for c in revoked["cookies"]:
+        c["value"] = "revoked"
+    session.write_text(json.dumps(revoked))
+    x.state.nav_markers = False
+    q = queued(text("fresh session"))
+    await bus.publish(q)
+    assert (await svc.run())["logged_out"] == 1 and not svc.ready()
+    assert x.state.snapshot()["create_requests"] == 0
+    x.write_session(session)
+    assert (await svc.run())["posted"] == 1 and svc.ready()
+    assert x.state.count_text(q.content) == 1
     assert_ids_are_real(await history(bus, q.decision_id), x)
 
 
