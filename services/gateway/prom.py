@@ -63,6 +63,10 @@ class SnapshotCollector:
             ("xbot_projector_position", "last event sequence in the read models", s["projectorPosition"]),
             ("xbot_projector_lag", "events not yet in the read models", s["projectorLag"] or 0),
             ("xbot_dead_letters", "messages in the dead-letter stream", s["deadLetters"] or 0),
+            ("xbot_posts_in_doubt", "decisions whose last attempt is in doubt (sent, answer lost)",
+             s["postsInDoubt"]),
+            ("xbot_attention_needed", "decisions in doubt past the limit: the poster asks the operator",
+             s["attentionNeeded"]),
         ]
         for name, doc, value in gauges:
             yield GaugeMetricFamily(name, doc, value=value)

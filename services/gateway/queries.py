@@ -20,7 +20,7 @@ import structlog
 from shared.flags import Flags
 
 from .deps import Gateway
-from .domain import ARMS_UPDATED, POST_SKIPPED, POSTS_ATTEMPTED, decision_status
+from .domain import ARMS_UPDATED, IN_DOUBT, POST_SKIPPED, POSTS_ATTEMPTED, decision_status
 
 log = structlog.get_logger("gateway")
 
@@ -132,6 +132,7 @@ async def metrics_snapshot(gw: Gateway) -> dict[str, Any]:
                 "WHERE status <> 'success' GROUP BY 1 ORDER BY 1"
             )
             statuses = await conn.fetch("SELECT status, COUNT(*) AS n FROM content_metadata GROUP BY 1 ORDER BY 1")
+            attention = await conn.fetch(ATTENTION_SQL, ATTENTION_LIST_MAX)
             counters = await conn.fetch("SELECT name, key, value FROM gateway_counters")
         except BaseException:
             from_nats.cancel()
@@ -171,6 +172,31 @@ async def metrics_snapshot(gw: Gateway) -> dict[str, Any]:
         "logLastSeq": last,
         "deadLetters": dead,
         "mode": flags.MODE,
+        "postsInDoubt": by_status.get(IN_DOUBT, 0),
+        "attentionNeeded": int(attention[0]["total"]) if attention else 0,
+        "attentionDecisions": [attention_item(r) for r in attention],
+    }
+
+
+#: decisions whose attempt stayed in doubt past the poster's limit (it asks the operator), longest waiting first
+ATTENTION_SQL = """
+SELECT decision_id, decision_type, attention_reason, attention_detail, attention_since, attempts, content,
+       COUNT(*) OVER () AS total
+FROM content_metadata WHERE attention_reason IS NOT NULL
+ORDER BY attention_since NULLS LAST, decision_id LIMIT $1
+"""
+ATTENTION_LIST_MAX = 20
+
+
+def attention_item(r: Any) -> dict[str, Any]:
+    return {
+        "decision_id": str(r["decision_id"]),
+        "decision_type": r["decision_type"],
+        "reason": r["attention_reason"],
+        "detail": r["attention_detail"],
+        "since": r["attention_since"],
+        "attempts": r["attempts"],
+        "content": r["content"][:280],
     }
 
 
@@ -183,6 +209,12 @@ FROM content_metadata c LEFT JOIN posted_decisions p ON p.decision_id = c.decisi
 
 def _num(v: Any) -> float | None:
     return None if v is None else float(v)
+
+
+def hours(v: Any) -> int | float:
+    """A horizon from the NUMERIC column: whole hours as int (as before fractions), a fraction as float."""
+    f = float(v)
+    return int(f) if f.is_integer() else f
 
 
 def tweet_link(tweet_id: str | None, url: str | None, simulated: bool | None) -> str | None:
@@ -216,6 +248,9 @@ def item(r: Any) -> dict[str, Any]:
         "approval": r["approval"],
         "last_post_skip": r["last_post_skip"],
         "attempts": r["attempts"],
+        "attention_reason": r["attention_reason"],
+        "attention_detail": r["attention_detail"],
+        "attention_since": r["attention_since"],
         "created_at": r["created_at"],
         "updated_at": r["updated_at"],
         "last_seq": r["last_seq"],
@@ -366,7 +401,7 @@ async def recent_posts(gw: Gateway, limit: int = 10) -> list[dict[str, Any]]:
             "WHERE decision_id = ANY($1::uuid[]) ORDER BY decision_id, horizon_hours DESC",
             [r["decision_id"] for r in rows],
         )
-    er = {str(r["decision_id"]): (_num(r["er_calculated"]), r["horizon_hours"]) for r in ers}
+    er = {str(r["decision_id"]): (_num(r["er_calculated"]), hours(r["horizon_hours"])) for r in ers}
     out = []
     for r in rows:
         d = item(r)
@@ -409,14 +444,14 @@ async def learning(gw: Gateway) -> dict[str, Any]:
     }
 
 
-async def outcome_series(gw: Gateway, limit: int = 500) -> list[tuple[datetime, float, bool, int]]:
+async def outcome_series(gw: Gateway, limit: int = 500) -> list[tuple[datetime, float, bool, int | float]]:
     async with gw.pool.acquire() as conn:
         rows = await conn.fetch(
             "SELECT collected_at, er_calculated, simulated, horizon_hours FROM ("
             "  SELECT * FROM outcomes WHERE er_calculated IS NOT NULL ORDER BY collected_at DESC LIMIT $1"
             ") o ORDER BY collected_at", limit,
         )
-    return [(r["collected_at"], float(r["er_calculated"]), r["simulated"], r["horizon_hours"]) for r in rows]
+    return [(r["collected_at"], float(r["er_calculated"]), r["simulated"], hours(r["horizon_hours"])) for r in rows]
 
 
 async def job_runs(gw: Gateway, limit: int = 20, job: str | None = None) -> list[dict[str, Any]]:

@@ -7,7 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Status = Literal["queued", "posted", "skipped", "failed"]
+#: the seed's four, and ``in_doubt``: an attempt was sent and its answer lost (it may be on X)
+Status = Literal["queued", "posted", "skipped", "failed", "in_doubt"]
 DecisionType = Literal["single", "thread", "reply"]
 
 
@@ -58,6 +59,18 @@ class EnvView(BaseModel):
         description="for every flag: default, env (the gateway's environment) or override (runtime, KV)")
 
 
+class AttentionItem(BaseModel):
+    """A decision the poster asks the operator about: answer retry (it is not on X) or abandon."""
+
+    decision_id: str
+    decision_type: str
+    reason: str = Field(description="why the poster asks (from decision.attention_needed)")
+    detail: str | None = Field(description="what the poster read when it gave up looking")
+    since: datetime | None = Field(description="in doubt since")
+    attempts: int
+    content: str = Field(description="what was sent (first 280 characters): look for it on X")
+
+
 class ApiMetrics(BaseModel):
     """The seed's ``GET /api/metrics`` keys (all derived from events, so they survive restarts), plus extras."""
 
@@ -84,6 +97,12 @@ class ApiMetrics(BaseModel):
     logLastSeq: int | None
     deadLetters: int | None
     mode: str
+    postsInDoubt: int = Field(description="decisions whose last attempt is in doubt (sent, answer lost: it may be "
+                                          "on X); the poster reconciles them against the account's timeline")
+    attentionNeeded: int = Field(description="decisions in doubt past the poster's limit: it stopped retrying and "
+                                             "asks the operator (POST /admin/decisions/{id}/resolve)")
+    attentionDecisions: list[AttentionItem] = Field(
+        description="the decisions needing attention, longest waiting first (at most 20)")
 
 
 class DecisionItem(BaseModel):
@@ -109,6 +128,10 @@ class DecisionItem(BaseModel):
     approval: str | None
     last_post_skip: str | None
     attempts: int
+    attention_reason: str | None = Field(None, description="set while the poster asks the operator about an "
+                                                           "attempt in doubt (status in_doubt)")
+    attention_detail: str | None = None
+    attention_since: datetime | None = Field(None, description="in doubt since")
     created_at: datetime
     updated_at: datetime
     last_seq: int
@@ -154,6 +177,18 @@ class ScheduleRequest(BaseModel):
 
 class RejectRequest(BaseModel):
     reason: str = Field("", max_length=500)
+
+
+class ResolveRequest(BaseModel):
+    """The operator's answer to an attempt in doubt. Check X by hand first (RUNBOOK: "Needs attention")."""
+
+    model_config = ConfigDict(json_schema_extra={"example": {"action": "retry",
+                                                             "note": "not on the profile, replies or search"}})
+
+    action: Literal["retry", "abandon"] = Field(
+        description="retry: it is not on X, close the attempt and post again (a retry of a tweet that is on X "
+                    "posts it twice); abandon: give the decision up (failed)")
+    note: str = Field("", max_length=500, description="what you checked, recorded in the event")
 
 
 class JobAccepted(BaseModel):

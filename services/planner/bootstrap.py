@@ -47,6 +47,7 @@ async def wire(ctx: ServiceContext) -> tuple[PlanDeps, ServiceParts]:
         seed=s.SHADOW_SEED,
         catch_up=catch_up,
         service=ctx.name,
+        claims=s.claim_policy(),
     )
 
     async def plan(cmd: Command) -> dict[str, int]:

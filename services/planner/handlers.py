@@ -43,7 +43,7 @@ from shared.decisions import (
 )
 from shared.events import Command, DecisionQueued, DecisionSkipped, float32_bytes
 from shared.flags import Flags
-from shared.gates import ChainOutcome, format_block_line
+from shared.gates import ChainOutcome, ClaimPolicy, format_block_line
 from shared.learning.arms import timing_arm
 from shared.llm.port import Draft, DraftRequest, LLMFailure
 
@@ -85,6 +85,8 @@ class PlanDeps:
     #: bring the state up to the log's end before deciding (other replicas' decisions)
     catch_up: Callable[[], Awaitable[None]] | None = None
     service: str = "planner"
+    #: the account's facts and languages: the prompt offers them, the claims gate holds live drafts to them
+    claims: ClaimPolicy = field(default_factory=ClaimPolicy)
     #: one run at a time in this process (runs of other replicas are kept apart by the log and the poster)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -142,7 +144,7 @@ async def _plan(cmd: Command, deps: PlanDeps, evt_prefix: str) -> dict[str, int]
     for p in picks:
         request = DraftRequest(
             kind="plan", topic=p.topic, angle=p.angle, decision_type=p.decision_type,  # type: ignore[arg-type]
-            seed=p.seed,
+            seed=p.seed, facts=deps.claims.facts, languages=deps.claims.languages,
         )
         try:
             drafts.append((p, (await writer.draft(request, correlation_id=cmd.run_id)).draft))
@@ -168,7 +170,7 @@ async def _plan(cmd: Command, deps: PlanDeps, evt_prefix: str) -> dict[str, int]
     try:
         for (p, draft), embedding in zip(drafts, embeddings, strict=True):
             s = await _judge_and_publish(p, draft, embedding, embedded.model, deps, policy, rng, cmd, evt_prefix,
-                                         counts, live=live, source=source)
+                                         counts, live=live, source=source, approval=flags.REQUIRE_APPROVAL)
             if s is not None:
                 sent.append(s)
     except BaseException:
@@ -222,6 +224,7 @@ def _log_failure(exc: LLMFailure, decision_id: str, live: bool) -> None:
 async def _judge_and_publish(
     p: Pick, draft: Draft, embedding: bytes, embedding_model: str, deps: PlanDeps, policy: PlanPolicy,
     rng: np.random.Generator, cmd: Command, evt_prefix: str, counts: dict[str, int], *, live: bool, source: str,
+    approval: bool = False,
 ) -> Sent | None:
     """Judge one draft and write its event. A skipped one is only sent when ``deps.publish_begin`` is given
     (returned, to be settled by the caller); a queued one is published and applied before this returns."""
@@ -255,6 +258,8 @@ async def _judge_and_publish(
         model_version=p.model_version,
         correlation_id=cmd.run_id,
         event_id=f"{decision_id}:draft",
+        claims=deps.claims,
+        flag_claims=approval,
     )
     if isinstance(event, DecisionSkipped) and deps.publish_begin is not None:
         seq = await deps.publish_begin(event, **first_event_guard(decision_id, evt_prefix))
@@ -265,6 +270,9 @@ async def _judge_and_publish(
     if isinstance(event, DecisionQueued):
         counts["queued"] += 1
         at = event.scheduled_at.isoformat() if event.scheduled_at else None
+        if event.flagged_claims:
+            log.warning("[PLAN_JOB] claims the account's facts do not hold, queued for approval",
+                        decision_id=decision_id, flagged_claims=event.flagged_claims)
         if live:
             log.info(f"[PLAN_JOB] ✅ Real LLM content generated (decision_id={decision_id}, status=queued, "
                      f"scheduled_at={at})")

@@ -61,6 +61,7 @@ async def wire(ctx: ServiceContext) -> tuple[ReplyDeps, ServiceParts]:
         seed=s.SHADOW_SEED,
         catch_up=catch_up,
         predict=lambda f: predicted_er(state.model, f, predict_er),
+        claims=s.claim_policy(),
     )
 
     async def reply(cmd: Command) -> dict[str, int]:

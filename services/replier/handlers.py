@@ -20,7 +20,7 @@ import structlog
 from shared.decisions import RecentDecisions, Writer, draft_features, judge_draft, publish_draft
 from shared.events import Command, DecisionQueued, float32_bytes
 from shared.flags import Flags
-from shared.gates import format_block_line
+from shared.gates import ClaimPolicy, format_block_line
 from shared.learning.arms import timing_arm
 from shared.llm.port import DraftRequest, LLMFailure
 from shared.x.port import TweetView, XAccount, XError
@@ -63,6 +63,8 @@ class ReplyDeps:
     seed: int = 7
     catch_up: Callable[[], Awaitable[None]] | None = None
     predict: Callable[[dict], float | None] | None = None  # type: ignore[type-arg]
+    #: the account's facts and languages: the prompt offers them, the claims gate holds live replies to them
+    claims: ClaimPolicy = field(default_factory=ClaimPolicy)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
@@ -144,7 +146,8 @@ async def _reply(cmd: Command, deps: ReplyDeps, evt_prefix: str) -> dict[str, in
         style = choose_style(deps.state, now, rng, gate)
         topic = guess_topic(tweet.text)
         request = DraftRequest(kind="reply", topic=topic, angle=style, context=tweet.text,
-                               seed=int(rng.integers(0, 2**31 - 1)))
+                               seed=int(rng.integers(0, 2**31 - 1)), facts=deps.claims.facts,
+                               languages=deps.claims.languages)
         try:
             result = await writer.draft(request, correlation_id=cmd.run_id)
             embedded = await writer.embed([result.draft.text], correlation_id=cmd.run_id)
@@ -181,6 +184,8 @@ async def _reply(cmd: Command, deps: ReplyDeps, evt_prefix: str) -> dict[str, in
             target_username=tweet.author.lstrip("@"),
             correlation_id=cmd.run_id,
             event_id=f"{decision_id}:draft",
+            claims=deps.claims,
+            flag_claims=flags.REQUIRE_APPROVAL,
         )
         if not await publish_draft(deps.publish, event, evt_prefix):
             counts["duplicate"] += 1
@@ -190,6 +195,9 @@ async def _reply(cmd: Command, deps: ReplyDeps, evt_prefix: str) -> dict[str, in
             line = "Real LLM reply generated" if live else "Synthetic reply generated"
             log.info(f"[REPLY_JOB] ✅ {line} (decision_id={decision_id}, status=queued, scheduled_at={at.isoformat()})",
                      target_tweet_id=tweet.tweet_id, target_username=event.target_username)
+            if event.flagged_claims:
+                log.warning("[REPLY_JOB] claims the account's facts do not hold, queued for approval",
+                            decision_id=decision_id, flagged_claims=event.flagged_claims)
         else:
             counts["skipped"] += 1
             assert outcome.blocked_by is not None

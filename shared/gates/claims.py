@@ -19,7 +19,8 @@ reads a draft sentence by sentence and finds **claims**:
 * ``employer`` / ``customer`` -- a named employer or customer: ``I work at Stripe``, ``my time at Google``,
   ``our client Acme``, ``customers like Acme``, ``arbeite bei SAP``, ``chez Airbus``, ``nuestro cliente Acme``.
 
-Numbers and money formats are recognised whatever the language (a digit is a digit, and ``1.000`` is read both
+Quotations (``"..."``, ``“...”``, ``«...»``, ``„...“``: someone else's words, such as the tweet a reply quotes)
+are left out and shown as ``"…"`` in the span. Numbers and money formats are recognised whatever the language (a digit is a digit, and ``1.000`` is read both
 as 1000 and as 1.0); the first-person markers, result verbs and employer phrases are those of the languages
 in ``ClaimPolicy.languages`` (``en``, ``es``, ``de``, ``fr``).
 
@@ -64,7 +65,7 @@ MAX_SPAN = 280
 
 #: a number as written: 1,000 / 1.000 / 1 000 / 3.5 / 3,5 / 42 (never inside a word: p95, GPT-4, v2.0, 9am)
 _NUM_BARE = r"(?:\d{1,3}(?:[.,\u00a0\u202f ]\d{3})+(?:[.,]\d+)?|\d+(?:[.,]\d+)?)"
-_NUM = r"(?<![\w.,/-])" + _NUM_BARE
+_NUM = r"(?<![\w.,/#@-])" + _NUM_BARE
 _MAG_WORDS = {
     "k": 1e3, "thousand": 1e3, "tsd": 1e3, "tausend": 1e3, "mil": 1e3, "mille": 1e3,
     "m": 1e6, "mm": 1e6, "mn": 1e6, "mio": 1e6, "million": 1e6, "millions": 1e6, "millionen": 1e6,
@@ -119,6 +120,14 @@ _COUNT_RE = re.compile(
 )
 #: numbers that are thread numbering, not content: "1/", "2/7", "3." at the start of a part
 _NUMBERING_RE = re.compile(r"^\s*(?:\d+\s*/\s*(?:\d+)?|\d+[.)])\s+")
+#: a quotation (someone else's words, e.g. the tweet a reply quotes) asserts nothing about the account
+_QUOTE_RE = re.compile(r'"[^"\n]{1,400}"|“[^”\n]{1,400}”|«[^»\n]{1,400}»|„[^“”\n]{1,400}[“”]')
+QUOTE_MARK = '"…"'
+
+
+def unquoted(text: str) -> str:
+    """``text`` with every quotation replaced by ``"…"``."""
+    return _QUOTE_RE.sub(QUOTE_MARK, text) if any(q in text for q in '"“«„') else text
 
 
 def number_values(text: str) -> set[float]:
@@ -451,7 +460,7 @@ class ClaimPolicy:
 
     def find(self, parts: Sequence[str]) -> list[Claim]:
         """Every sentence of ``parts`` that makes a claim, in order."""
-        return [c for i, part in enumerate(parts) for s in sentences(_NUMBERING_RE.sub("", part, count=1))
+        return [c for i, part in enumerate(parts) for s in sentences(unquoted(_NUMBERING_RE.sub("", part, count=1)))
                 if (c := self._claim(i, s)) is not None]
 
     def _claim(self, part: int, sentence: str) -> Claim | None:

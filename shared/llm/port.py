@@ -56,6 +56,10 @@ class DraftRequest(msgspec.Struct, frozen=True, kw_only=True):
     decision_type: DecisionType = "single"
     context: str | None = None
     seed: int = 0
+    #: what the account may state about itself (the prompt offers these and no others; ``ClaimPolicy.facts``)
+    facts: tuple[str, ...] = ()
+    #: the languages the account writes in (``ClaimPolicy.languages``)
+    languages: tuple[str, ...] = ("en",)
 
     @property
     def parts_range(self) -> tuple[int, int]:

@@ -377,6 +377,9 @@ async def test_replier_under_429_and_logged_out_queues_nothing(
         X_USERNAME="xbot", X_BASE_URL=x.base_url, X_SESSION_B64=x.session_b64(), X_DWELL_MIN_MS="0",
         X_DWELL_MAX_MS="0", X_TIMEOUT_MS="5000", REPLY_INTERVAL_MINUTES="0", REPLY_TARGET_ACCOUNTS="alice",
         REPLY_SEARCH_QUERIES="agents", CHROMIUM_PATH=CHROMIUM,
+        # the imitation's template replies may claim results ("we cut my review time in half"): with approval on
+        # the claims gate queues them flagged instead of skipping them, so the count is about X's answers
+        REQUIRE_APPROVAL="true",
     )
     rt = await _runtime("replier", build_replier, ReplierSettings, environ)
     try:

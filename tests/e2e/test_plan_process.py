@@ -21,6 +21,7 @@ import pytest
 
 from shared.bus import JetStreamBus
 from shared.events import Command, DecisionQueued, JobCompleted, utcnow
+from shared.gates import ClaimPolicy
 from tests.conftest import service_env
 from tests.fakes.openai_server import FakeOpenAIServer, start_openai_server
 
@@ -107,6 +108,9 @@ async def test_live_plan_on_cmd_plan_queues_real_content_and_logs_the_seed_line(
         nats_url, namespace, MODE="live", AI_QUOTA_CIRCUIT_OPEN="false", POSTING_DISABLED="true",
         LIVE_POSTS="false", REAL_METRICS_ENABLED="false", OPENAI_API_KEY="sk-test", OPENAI_BASE_URL=openai_srv.base_url,
         PLAN_INTERVAL_MINUTES="0", SERVICE_HEALTH_PORT=str(free_port()),
+        # the imitation writes from templates, some claiming results no facts hold: with approval on they are
+        # queued for a person with those claims flagged (not skipped), so the run queues all three
+        REQUIRE_APPROVAL="true",
     )
     proc = Proc("planner", env, tmp_path / "planner.log")
     try:
@@ -122,6 +126,7 @@ async def test_live_plan_on_cmd_plan_queues_real_content_and_logs_the_seed_line(
         messages = [line.get("msg") for line in proc.lines()]
         for q in queued:
             assert SEED_LINE.format(q.decision_id, q.scheduled_at.isoformat()) in messages
+            assert q.flagged_claims == [c.span for c in ClaimPolicy().check(q.parts)[1]]
         async with httpx.AsyncClient() as client:
             health = (await client.get(f"http://127.0.0.1:{proc.port}/healthz")).json()
         # three drafts and ONE embedding call for the run's three drafts

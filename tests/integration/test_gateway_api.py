@@ -9,9 +9,14 @@ import pytest
 
 from services.gateway.queries import id_forms
 from shared.clock import FixedClock
-from shared.events import JOBS, DecisionQueued, decode_command
+from shared.events import JOBS, DecisionPostFailed, DecisionPostStarted, DecisionQueued, decode_command
 from tests.integration.test_projector_scenario import (
+    ABANDONED,
+    ATTENTION,
+    CLOSED,
     NOW,
+    RETRIED,
+    SCENARIO_DECISIONS,
     T0,
     TOKEN,
     caught_up,
@@ -102,14 +107,21 @@ async def test_api_metrics_has_the_seed_keys_derived_from_events(shared_gw) -> N
     assert SEED_METRICS_KEYS <= set(m)
     assert {k: m[k] for k in SEED_METRICS_KEYS} == {
         "openaiCalls_total": 4, "openaiCalls_failed": 1, "openaiFailureReasons": {"rate_limited": 1},
-        "queueSize": 4, "postsAttempted": 3, "postsPosted": 1,
-        "post_skipped_reason_counts": {"posting_disabled": 2}, "outcomesWritten": 1, "learnRuns": 1,
+        "queueSize": 5, "postsAttempted": 9, "postsPosted": 2,
+        "post_skipped_reason_counts": {"posting_disabled": 3}, "outcomesWritten": 2, "learnRuns": 1,
         "banditArmsUpdated": 6, "predictorVersion": "v2",
     }
     assert m["outcomesSimulated"] == 1 and m["projectorLag"] == 0 and m["deadLetters"] == 0
     assert m["modelVersion"] == 2 and m["dailyLimitUsd"] == 10.0 and m["mode"] == "live"
     # the LLM calls happened on T0's day, the clock says a day later
     assert m["budgetDay"] == NOW.date().isoformat() and m["spendTodayUsd"] == 0.0
+    # attempts in doubt: one, and the poster asks the operator about it
+    assert m["postsInDoubt"] == 1 and m["decisionsByStatus"]["in_doubt"] == 1 and m["attentionNeeded"] == 1
+    (a,) = m["attentionDecisions"]
+    assert (a["decision_id"], a["reason"], a["detail"], a["attempts"]) == (
+        did(ATTENTION), "in_doubt_too_long", "timeline unreadable: error page", 1)
+    assert a["since"].replace("Z", "+00:00") == (T0 + timedelta(hours=6, seconds=30)).isoformat()
+    assert a["content"].startswith(f"Draft number {ATTENTION}:")
 
 
 async def test_spend_today_counts_the_budget_day_only(bus, database_url) -> None:
@@ -126,9 +138,11 @@ async def test_prometheus_exposition_has_the_figures_and_latencies(shared_gw) ->
     r = await client.get("/metrics")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
     text = r.text
-    assert "xbot_queue_size 4.0" in text
+    assert "xbot_queue_size 5.0" in text
     assert "xbot_openai_calls_total 4.0" in text
-    assert 'xbot_post_skipped_total{reason="posting_disabled"} 2.0' in text
+    assert 'xbot_post_skipped_total{reason="posting_disabled"} 3.0' in text
+    assert "xbot_posts_in_doubt 1.0" in text and "xbot_attention_needed 1.0" in text
+    assert 'xbot_decisions{status="in_doubt"} 1.0' in text
     assert 'xbot_gateway_http_request_duration_seconds_count{method="GET",route="/healthz",status="200"}' in text
 
 
@@ -176,8 +190,14 @@ async def test_decision_list_filters_orders_and_pages(shared_gw) -> None:
     assert r.status_code == 200
     page = r.json()
     queue = page["items"]
-    assert [d["decision_id"] for d in queue] == [did(1), did(2), did(3), did(7)]  # scheduled order (7 moved later)
-    assert queue[0]["last_post_skip"] == "posting_disabled" and queue[3]["approval"] == "approved"
+    # scheduled order (7 moved later); 11 is back in the queue since the poster closed its doubt
+    assert [d["decision_id"] for d in queue] == [did(1), did(2), did(3), did(CLOSED), did(7)]
+    assert queue[0]["last_post_skip"] == "posting_disabled" and queue[4]["approval"] == "approved"
+    assert all(d["attention_reason"] is None for d in queue)
+    (doubt,) = (await client.get("/api/decisions", params={"status": "in_doubt"})).json()["items"]
+    assert (doubt["decision_id"], doubt["status"], doubt["attention_reason"]) == (
+        did(ATTENTION), "in_doubt", "in_doubt_too_long")
+    assert doubt["attention_detail"] == "timeline unreadable: error page" and doubt["attention_since"]
     assert page["next_cursor"] is None
     r = await client.get("/api/decisions", params={"type": "thread"})
     (thread,) = r.json()["items"]
@@ -192,7 +212,7 @@ async def test_decision_list_filters_orders_and_pages(shared_gw) -> None:
         cursor = body["next_cursor"]
         if cursor is None:
             break
-    assert len(seen) == len(set(seen)) == 8
+    assert len(seen) == len(set(seen)) == SCENARIO_DECISIONS
     created = [(await client.get(f"/api/decisions/{d}")).json()["decision"]["created_at"] for d in seen]
     assert created == sorted(created, reverse=True)
     paged_queue: list[str] = []
@@ -257,7 +277,55 @@ async def test_approve_reject_schedule_and_409_unless_queued(gw) -> None:
         r = await client.post(f"/admin/decisions/{did(3)}/schedule", headers=AUTH, json=body)
         assert r.status_code == 422, body
     m = (await client.get("/api/metrics")).json()
-    assert m["queueSize"] == 3
+    assert m["queueSize"] == 4
+    # in doubt is not queued: the queue's operations are refused
+    r = await client.post(f"/admin/decisions/{did(ATTENTION)}/approve", headers=AUTH)
+    assert r.status_code == 409 and "in_doubt" in r.json()["detail"]
+
+
+async def test_resolve_answers_an_attempt_in_doubt(gw) -> None:
+    gateway, client = gw
+    url = f"/admin/decisions/{did(ATTENTION)}/resolve"
+    assert (await client.post(url, json={"action": "retry"})).status_code == 401
+    for body in ({}, {"action": "post"}, {"action": "retry", "note": "x" * 501}, {"action": ["retry"]}):
+        r = await client.post(url, headers=AUTH, json=body)
+        assert r.status_code == 422 and r.json()["detail"], body
+    r = await client.post(url, headers=AUTH, json={"action": "post"})
+    assert "action" in r.json()["detail"] and "retry" in r.json()["detail"] and "abandon" in r.json()["detail"]
+    # only an attempt in doubt can be answered
+    for d, why in ((1, "queued"), (5, "posted"), (RETRIED, "posted"), (ABANDONED, "failed"), (4, "skipped")):
+        r = await client.post(f"/admin/decisions/{did(d)}/resolve", headers=AUTH, json={"action": "retry"})
+        assert r.status_code == 409 and why in r.json()["detail"] and "in_doubt" in r.json()["detail"], d
+    assert (await client.post(f"/admin/decisions/{uuid.uuid4()}/resolve", headers=AUTH,
+                              json={"action": "abandon"})).status_code == 404
+    r = await client.post(url, headers={**AUTH, "X-Actor": "ana"},
+                          json={"action": "retry", "note": "not on the profile, replies or search"})
+    assert r.status_code == 200, r.text
+    assert (r.json()["event"], r.json()["status"]) == ("decision.doubt_resolved", "queued")
+    body = (await client.get(f"/api/decisions/{did(ATTENTION)}")).json()
+    assert body["status"] == "queued" and body["decision"]["status"] == "queued"  # read-your-writes
+    assert body["decision"]["attention_reason"] is None and body["decision"]["attention_since"] is None
+    last = body["timeline"][-1]
+    assert last["type"] == "decision.doubt_resolved"
+    assert (last["data"]["action"], last["data"]["actor"], last["data"]["note"]) == (
+        "retry", "ana", "not on the profile, replies or search")
+    m = (await client.get("/api/metrics")).json()
+    assert (m["postsInDoubt"], m["attentionNeeded"], m["attentionDecisions"]) == (0, 0, [])
+    # answered once: a second answer is refused
+    r = await client.post(url, headers=AUTH, json={"action": "abandon"})
+    assert r.status_code == 409 and "queued" in r.json()["detail"]
+    # the next attempt's answer is lost too; the operator gives it up
+    await gateway.bus.publish_many([
+        DecisionPostStarted(event_id="st-9-2", occurred_at=NOW, decision_id=did(ATTENTION), attempt=2, poster_id="p"),
+        DecisionPostFailed(event_id="f-9-2", occurred_at=NOW, decision_id=did(ATTENTION), attempt=2,
+                           error="answer lost", error_code="timeout", in_doubt=True),
+    ])
+    await caught_up(gateway)
+    assert (await client.get("/api/metrics")).json()["postsInDoubt"] == 1
+    r = await client.post(url, headers=AUTH, json={"action": "abandon"})
+    assert r.status_code == 200 and r.json()["status"] == "failed"
+    row = (await client.get(f"/api/decisions/{did(ATTENTION)}")).json()["decision"]
+    assert (row["status"], row["error_message"]) == ("failed", "abandoned by admin")
 
 
 async def test_operator_events_use_the_producers_spelling_of_the_id(bus, database_url) -> None:
@@ -304,6 +372,13 @@ async def test_dashboard_renders_the_api_numbers(shared_gw) -> None:
     assert "https://x.com/acct/status/180000000000000000" in html
     assert html.count("<svg") == 3 and "<circle" in html and "<rect" in html
     assert f'data-id="{did(1)}"' in html and "post now" in html
+    # the attempt in doubt past the limit: a panel that says what to do, with the two answers
+    assert 'id="attention"' in html and "Needs attention" in html and "Look on X first" in html
+    assert f'id="metric-attentionNeeded">{m["attentionNeeded"]}<' in html and m["attentionNeeded"] == 1
+    assert f'data-attention="{did(ATTENTION)}"' in html
+    assert f'data-resolve="retry" data-id="{did(ATTENTION)}"' in html
+    assert f'data-resolve="abandon" data-id="{did(ATTENTION)}"' in html
+    assert "timeline unreadable: error page" in html
     assert (await client.get("/static/dashboard.js")).status_code == 200
 
 
@@ -313,12 +388,14 @@ async def test_openapi_documents_every_endpoint(shared_gw) -> None:
     paths = spec["paths"]
     for p in ("/env", "/api/metrics", "/metrics", "/admin/jobs/run", "/admin/flags", "/api/decisions",
               "/api/decisions/{decision_id}", "/admin/decisions/{decision_id}/approve",
-              "/admin/decisions/{decision_id}/reject", "/admin/decisions/{decision_id}/schedule", "/healthz",
+              "/admin/decisions/{decision_id}/reject", "/admin/decisions/{decision_id}/schedule",
+              "/admin/decisions/{decision_id}/resolve", "/healthz",
               "/readyz", "/api/jobs"):
         assert p in paths, p
     assert set(paths["/admin/flags"]) == {"get", "put"}
     assert {"401", "403", "422"} <= set(paths["/admin/jobs/run"]["post"]["responses"])
     assert {"409", "404"} <= set(paths["/admin/decisions/{decision_id}/approve"]["post"]["responses"])
+    assert {"401", "404", "409", "422"} <= set(paths["/admin/decisions/{decision_id}/resolve"]["post"]["responses"])
     schemes = spec["components"]["securitySchemes"]
     assert {s["type"] for s in schemes.values()} == {"http", "apiKey"}
     assert (await client.get("/docs")).status_code == 200

@@ -83,8 +83,12 @@ async def planners(bus: JetStreamBus, env: dict[str, str], n: int = 1) -> AsyncI
 
 
 def live_env(srv: FakeOpenAIServer, **extra: str) -> dict[str, str]:
+    # The imitation answers from the synthetic writer's templates, whatever the prompt says, and some of them
+    # claim results no account's facts hold ("we cut churn by 42%"). With REQUIRE_APPROVAL=true the claims gate
+    # queues those for a person (flagged) instead of skipping them, so these counts do not depend on the
+    # templates a run happens to draw; test_live_claims_... below runs the gate with approval off.
     return {"MODE": "live", "OPENAI_API_KEY": "test-key", "OPENAI_BASE_URL": srv.base_url, "LLM_TIMEOUT_SECONDS": "5",
-            **extra}
+            "REQUIRE_APPROVAL": "true", **extra}
 
 
 async def events_of(bus: JetStreamBus, *types: str) -> list[Any]:
@@ -128,6 +132,35 @@ async def test_live_plan_queues_real_drafts_with_every_field(bus: JetStreamBus, 
     assert len(chats) == 3 and all(r["headers"]["authorization"] == "Bearer test-key" for r in chats)
     embeds = [r for r in fake_llm.requests[-4:] if r["path"] == "/v1/embeddings"]
     assert len(embeds) == 1
+
+
+async def test_live_claims_the_facts_do_not_hold_are_skipped_and_the_prompt_offers_the_facts(
+    bus: JetStreamBus, fake_llm: FakeOpenAIServer
+) -> None:
+    from shared.gates import ClaimPolicy
+
+    fact = "I run a two-person consultancy for data teams"
+    env = live_env(fake_llm, REQUIRE_APPROVAL="false", PLAN_BATCH="8", PLAN_THREAD_RATIO="0.5", PLAN_MAX_QUEUED="50",
+                   ACCOUNT_FACTS=f'["{fact}"]', ACCOUNT_LANGUAGES="en,de")
+    before = len(fake_llm.requests)
+    async with planners(bus, env) as (planner,):
+        counts = await planner.run("claims-run")
+    assert counts["queued"] + counts["skipped"] == 8 and counts["failed"] == 0
+    policy = ClaimPolicy(facts=(fact,), languages=("en", "de"))
+    queued = await events_of(bus, "decision.queued")
+    skipped = await events_of(bus, "decision.skipped")
+    assert len(queued) == counts["queued"] and len(skipped) == counts["skipped"]
+    for q in queued:  # nothing queued claims what the fact does not hold
+        assert q.flagged_claims == [] and policy.check(q.parts)[1] == []
+    for sk in skipped:  # every skip is the claims gate's, with the sentences it found
+        unsupported = [c.span for c in policy.check(sk.parts)[1]]
+        assert (sk.gate, sk.skip_reason) == ("claims", "unsupported_claim") and sk.flagged_claims == unsupported != []
+    chats = [r for r in fake_llm.requests[before:] if r["path"] == "/v1/chat/completions"]
+    assert len(chats) == 8
+    for r in chats:
+        system = r["body"]["messages"][0]["content"]
+        assert f"- {fact}" in system and "first-hand" not in system and "a number" not in system
+        assert "German" in system
 
 
 @pytest.mark.parametrize("mode,reason", [("rate_limit", "rate_limited"), ("server_error", "api_error")])

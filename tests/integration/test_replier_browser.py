@@ -51,6 +51,9 @@ async def test_live_replies_to_tweets_read_from_x_pages(nats_url: str, namespace
         X_USERNAME="xbot", X_BASE_URL=x.base_url, X_SESSION_B64=x.session_b64(), X_DWELL_MIN_MS="0",
         X_DWELL_MAX_MS="0", X_TIMEOUT_MS="5000", REPLY_INTERVAL_MINUTES="0",
         REPLY_TARGET_ACCOUNTS="alice,xbot", REPLY_SEARCH_QUERIES="agents",
+        # the imitation's template replies may claim results ("we cut my review time in half"): with approval on
+        # the claims gate queues them flagged instead of skipping them
+        REQUIRE_APPROVAL="true",
     )
     settings = load_settings(ReplierSettings, env)
     ctx = await build_context("replier", settings, env)

@@ -247,3 +247,13 @@ def test_the_chain_runs_claims_after_quality_only_when_given_a_policy() -> None:
     assert flagged.passed and flagged_claims(flagged.result("claims")) == [
         "We cut our churn by 42% once we talked to 10 users every week."
     ]
+
+
+def test_a_quotation_is_someone_elses_claim_not_ours() -> None:
+    quoted = 'On "we cut costs by 40% with one script": the part people miss is ownership.'
+    assert ALL.find([quoted]) == []
+    for text in ('“We grew to 10k users” is a story I hear a lot.', "«Nous avons réduit la latence de 42 %» : bien."):
+        assert ALL.find([text]) == []
+    [claim] = ALL.find(['On "agents": we cut review time by 40%.'])
+    assert claim.span == 'On "…": we cut review time by 40%.' and claim.numbers == ("40",)
+    assert ALL.find(["Join #100DaysOfCode with @dev2024 today."]) == []

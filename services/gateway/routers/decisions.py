@@ -1,4 +1,5 @@
-"""The queue and each decision's whole timeline; the operator's approve / reject / schedule (post now)."""
+"""The queue and each decision's whole timeline; the operator's approve / reject / schedule (post now), and
+the answer to an attempt in doubt (resolve: retry or abandon)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,17 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, HTTPException, Path, Query, status
 
 from shared.bus import WrongSequence
-from shared.events import DecisionApproved, DecisionRejected, DecisionRescheduled, Event, new_event_id
+from shared.events import (
+    DecisionApproved,
+    DecisionDoubtResolved,
+    DecisionRejected,
+    DecisionRescheduled,
+    Event,
+    new_event_id,
+)
 
 from ..deps import AdminActor, GatewayDep
-from ..domain import decision_status
+from ..domain import IN_DOUBT, decision_status
 from ..queries import BadCursor, decision_detail, decision_history, list_decisions, valid_id
 from ..schemas import (
     Accepted,
@@ -21,6 +29,7 @@ from ..schemas import (
     DecisionType,
     Problem,
     RejectRequest,
+    ResolveRequest,
     ScheduleRequest,
     Status,
 )
@@ -35,6 +44,11 @@ TRANSITION_ERRORS: dict[int | str, dict[str, Any]] = {
     **ADMIN_ERRORS, **NOT_FOUND,
     409: {"model": Problem, "description": "the decision is not queued (posted, skipped, failed or rejected)"},
     422: {"model": Problem, "description": "malformed id or body"},
+}
+RESOLVE_ERRORS: dict[int | str, dict[str, Any]] = {
+    **TRANSITION_ERRORS,
+    409: {"model": Problem, "description": "the decision is not in doubt (queued, posted, skipped or failed)"},
+    422: {"model": Problem, "description": "malformed id, or an action other than retry or abandon"},
 }
 
 
@@ -76,17 +90,20 @@ async def get_decision(gw: GatewayDep, decision_id: DecisionId) -> DecisionDetai
     return DecisionDetail(**detail)
 
 
-async def _transition(gw: GatewayDep, decision_id: str, build: Callable[[str], Event], new_status: str) -> Accepted:
-    """Publish an operator event on a queued decision, guarded by the decision's last sequence (a claim or a
-    post racing with us makes the server refuse our write, and we look again)."""
+async def _transition(
+    gw: GatewayDep, decision_id: str, build: Callable[[str], Event], new_status: str, *, when: str = "queued",
+) -> Accepted:
+    """Publish an operator event on a decision whose status is ``when`` (queued, or in doubt for the answer to
+    a doubt), guarded by the decision's last sequence (a claim, a post or the poster's reconcile racing with us
+    makes the server refuse our write, and we look again)."""
     _check_id(decision_id)
     for _ in range(3):
         form, history = await decision_history(gw, decision_id)
         current = decision_status(i.event for i in history if i.event is not None)
         if current is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no decision {decision_id}")
-        if current != "queued":
-            raise HTTPException(status.HTTP_409_CONFLICT, f"decision {decision_id} is {current}, not queued")
+        if current != when:
+            raise HTTPException(status.HTTP_409_CONFLICT, f"decision {decision_id} is {current}, not {when}")
         event = build(form)
         try:
             seq = await gw.bus.publish(
@@ -138,3 +155,18 @@ async def schedule(gw: GatewayDep, actor: AdminActor, decision_id: DecisionId, b
     return await _transition(
         gw, decision_id,
         lambda d: DecisionRescheduled(**_meta(gw), decision_id=d, scheduled_at=when, actor=actor), "queued")
+
+
+@router.post(
+    "/admin/decisions/{decision_id}/resolve", response_model=Accepted, responses=RESOLVE_ERRORS,
+    summary="Answer an attempt in doubt: retry (it is not on X: post again) or abandon (give it up: failed)",
+    description="For a decision whose attempt is in doubt (status in_doubt), typically one the poster asks about "
+    "(attentionNeeded in /api/metrics). Look for the tweet on X by hand first: a retry of a tweet that is on "
+    "X posts it twice. Publishes decision.doubt_resolved with the actor (X-Actor) and the note.",
+)
+async def resolve(gw: GatewayDep, actor: AdminActor, decision_id: DecisionId, body: ResolveRequest) -> Accepted:
+    action, note = body.action, body.note
+    return await _transition(
+        gw, decision_id,
+        lambda d: DecisionDoubtResolved(**_meta(gw), decision_id=d, action=action, actor=actor, note=note),
+        "queued" if action == "retry" else "failed", when=IN_DOUBT)

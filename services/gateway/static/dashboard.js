@@ -43,6 +43,15 @@
     approve: function (b) { return call("POST", "/admin/decisions/" + b.dataset.id + "/approve"); },
     reject: function (b) { return call("POST", "/admin/decisions/" + b.dataset.id + "/reject", { reason: "rejected on the dashboard" }); },
     schedule: function (b) { return call("POST", "/admin/decisions/" + b.dataset.id + "/schedule", { scheduled_at: "now" }); },
+    resolve: function (b) {
+      var retry = b.dataset.resolve === "retry";
+      var ask = retry
+        ? "Retry posts this again. Only when you have looked on X and it is NOT there (profile, replies, search). Retry?"
+        : "Abandon: this decision is never posted (status failed). Abandon?";
+      if (!window.confirm(ask)) { return Promise.reject(new Error("not sent")); }
+      return call("POST", "/admin/decisions/" + b.dataset.id + "/resolve",
+                  { action: b.dataset.resolve, note: (retry ? "checked X: not there" : "abandoned") + " (dashboard)" });
+    },
     run: function (b) { return call("POST", "/admin/jobs/run?job=" + encodeURIComponent(b.dataset.job)); },
     flag: function (b) {
       var values = {};
