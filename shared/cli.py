@@ -54,11 +54,14 @@ async def _bus() -> Any:
 @app.command()
 def up(
     home: HomeOpt = Path(".xbot"),
-    clock_speed: Annotated[float, typer.Option(help="Shadow clock speed: 60 = an hour of the account per minute.")] = 60.0,
+    clock_speed: Annotated[float, typer.Option(
+        help="Shadow clock speed: 60 = an hour of the account per minute. Shadow mode only: with MODE=live the "
+             "services run on the wall clock whatever this says.")] = 60.0,
     only: Annotated[list[str] | None, typer.Option("--only", help="Run only these services (repeatable).")] = None,
 ) -> None:
     """Start embedded NATS JetStream and PostgreSQL, create streams, buckets and tables, and run every service in
-    shadow mode. Prints the gateway address and the admin token. Data survives restarts; Ctrl-C stops everything."""
+    shadow mode (unless MODE says live). Prints the gateway address, the mode and the clock the services run on,
+    and the admin token. Data survives restarts; Ctrl-C stops everything."""
     from .supervisor import run_up
 
     raise typer.Exit(run_up(home, clock_speed=clock_speed, services=only))

@@ -46,24 +46,45 @@ def admin_token(home: Path) -> str:
     return tok
 
 
-async def _prepare(nats_url: str, db_url: str, env: dict[str, str]) -> int:
+def clock_line(mode: str, clock_speed: float) -> str:
+    """What the services' clock will be, as they choose it (``shared.service``): the shadow clock runs at
+    SHADOW_CLOCK_SPEED in shadow mode only; live mode always runs on the wall clock."""
+    if mode != "shadow":
+        return f"{mode}, wall clock (live mode never runs on the shadow clock; --clock-speed is for shadow mode)"
+    if clock_speed == 1:
+        return "shadow, wall clock (shadow clock x1)"
+    return f"shadow, shadow clock x{clock_speed:g} (an hour every {60 / clock_speed:g} min)"
+
+
+async def _prepare(nats_url: str, db_url: str, env: dict[str, str]) -> tuple[int, str]:
+    """Streams, buckets and tables; returns the events already in the log and the MODE the services will run in
+    (the environment's, or a runtime override in the flags bucket: what each service reads at its start)."""
     import asyncpg
 
     from .bus import BusNames, JetStreamBus
     from .config import CommonSettings, load_settings
     from .db import apply_migrations
+    from .flagstore import FlagStore
 
     settings = load_settings(CommonSettings, env)
     bus = await JetStreamBus.connect(nats_url, names=BusNames(settings.XBOT_NAMESPACE), settings=settings.stream_settings())
-    await bus.ensure()
-    events = await bus.last_seq()
-    await bus.close()
+    try:
+        await bus.ensure()
+        events = await bus.last_seq()
+        store = FlagStore(bus, env)
+        await store.start(watch=False)
+        try:
+            mode = store.current().MODE
+        finally:
+            await store.stop()
+    finally:
+        await bus.close()
     conn = await asyncpg.connect(db_url)
     try:
         await apply_migrations(conn)
     finally:
         await conn.close()
-    return events
+    return events, mode
 
 
 def run_up(home: Path, *, clock_speed: float, services: list[str] | None = None, echo=print) -> int:
@@ -103,7 +124,7 @@ def run_up(home: Path, *, clock_speed: float, services: list[str] | None = None,
         # the shadow demo moves fast enough to watch: outcomes and models within minutes
         for k, v in {"COLLECT_INTERVAL_HOURS": "0.5", "LEARN_INTERVAL_MINUTES": "30"}.items():
             env.setdefault(k, v)
-        events = asyncio.run(_prepare(nats.url, pg.url, env))
+        events, mode = asyncio.run(_prepare(nats.url, pg.url, env))
         echo(f"  event log       {events} events already in the log" + (" (resuming)" if events else ""))
         names = services or existing_services()
         for name in names:
@@ -118,7 +139,7 @@ def run_up(home: Path, *, clock_speed: float, services: list[str] | None = None,
                         "pid": os.getpid(), "namespace": env.get("XBOT_NAMESPACE", "xbot")})
         )
         echo(f"  services        {', '.join(names)}  (logs in {home / 'logs'})")
-        echo(f"  mode            {env['MODE']}, shadow clock x{clock_speed:g} (an hour every {60 / clock_speed:g} min)")
+        echo(f"  mode            {clock_line(mode, clock_speed)}")
         echo(f"  gateway         http://{env['GATEWAY_HOST']}:{gport}   dashboard /  API docs /docs")
         echo(f"  admin token     {token}")
         echo(f"  try: curl -s -XPOST -H 'Authorization: Bearer {token}' 'http://127.0.0.1:{gport}/admin/jobs/run?job=plan'")

@@ -74,6 +74,7 @@ def test_up_resume_and_clean_stop(tmp_path: Path) -> None:
         text = "".join(lines)
         token = (home / "admin_token").read_text().strip()
         assert f"admin token     {token}" in text
+        assert "mode            shadow, shadow clock x60 (an hour every 1 min)" in text
         assert f"http://127.0.0.1:{port}" in text
         up = json.loads((home / "up.json").read_text())
         assert up["nats_url"] != "nats://127.0.0.1:4222"  # never assumes the default port is free
