@@ -681,6 +681,8 @@ class LLMSettings(CommonSettings):
     LLM_MAX_OUTPUT_TOKENS: int = Field(700, ge=50, le=16000)
     #: json_schema (structured outputs) or json_object (plain JSON mode, for servers without the former)
     LLM_JSON_MODE: str = Field("json_schema", pattern=r"^(json_schema|json_object)$")
+    #: how many more calls a draft may make when an answer comes back unusable even after the free repairs
+    LLM_DRAFT_RETRIES: int = Field(1, ge=0, le=3)
     #: keep this many days of queued/posted decisions in the uniqueness check
     UNIQUENESS_WINDOW_DAYS: float = Field(30.0, gt=0, le=3650)
     #: dimensions of the local hashing embedder of shadow mode
@@ -800,7 +802,7 @@ class LiveWriters:
             )
             guarded = GuardedLLM(
                 llm, embedder, self.budget_store, self.flags, self.clock, self.emit,
-                prices=PriceTable.from_json(s.LLM_PRICES_JSON),
+                prices=PriceTable.from_json(s.LLM_PRICES_JSON), draft_retries=s.LLM_DRAFT_RETRIES,
             )
             self._built[key] = guarded
         return guarded

@@ -41,6 +41,7 @@ COMMON_DOCS = {
     "LLM_TIMEOUT_SECONDS": "timeout of one LLM call",
     "LLM_MAX_OUTPUT_TOKENS": "max completion tokens (also the budget estimate)",
     "LLM_JSON_MODE": "json_schema | json_object structured output",
+    "LLM_DRAFT_RETRIES": "more calls a draft may make when an answer is unusable even after the free repairs",
     "UNIQUENESS_WINDOW_DAYS": "uniqueness gate compares against every queued/posted decision this recent",
     "LOCAL_EMBED_DIM": "dimension of the local hashing embedder (shadow mode)",
     "ACCOUNT_FACTS": "what the account may say about itself (JSON list of strings); live drafts claiming anything "

@@ -10,7 +10,10 @@ without waiting for the server's ack; the run collects those acks at its end, be
 Dependencies are parameters (``PlanDeps``), wired in ``bootstrap.py``. Shadow mode writes with the synthetic
 writer and the local embedder (``generation_source='synthetic'``); live mode with the real LLM through
 ``GuardedLLM`` (circuit breaker, shared budget, an ``llm.*`` event per call; ``generation_source='real'``).
-A failed LLM call in live mode queues nothing: the run logs the seed's line and stops.
+A failed LLM call in live mode queues nothing for its draft and logs the seed's line. An answer that came back
+unusable (``invalid_response``, after the free repairs and the guard's retries) ends that draft only: the run's
+other drafts are still written. Any other failure (circuit open, budget spent, rate limit, quota, timeout, API
+error) stops the run's drafting: the next call would meet the same refusal or outage.
 
 Idempotent: the decision ids of a run are derived from its ``run_id`` (``uuid5``), and each draft event is
 published with "no event yet on ``decision.<id>.*``" as the expected last subject sequence, so a redelivered
@@ -151,7 +154,9 @@ async def _plan(cmd: Command, deps: PlanDeps, evt_prefix: str) -> dict[str, int]
         except LLMFailure as exc:
             counts["failed"] += 1
             _log_failure(exc, p.decision_id, live)
-            break  # the next call would meet the same circuit, budget or outage
+            if exc.stops_run:
+                break  # the next call would meet the same circuit, budget, quota or outage
+            # an unusable answer ends this draft only
     if not drafts:
         return counts
     try:
@@ -216,7 +221,8 @@ def _count_skipped(decision_id: str, outcome: ChainOutcome, counts: dict[str, in
 
 def _log_failure(exc: LLMFailure, decision_id: str, live: bool) -> None:
     if live:
-        log.warning(LLM_FAILED_LINE, decision_id=decision_id, reason=exc.reason, detail=exc.detail[:300])
+        log.warning(LLM_FAILED_LINE, decision_id=decision_id, reason=exc.reason, detail=exc.detail[:300],
+                    wasted_reason=exc.wasted_reason or None, run_stopped=exc.stops_run)
     else:
         log.warning("[PLAN_JOB] synthetic writer failed", decision_id=decision_id, reason=exc.reason)
 

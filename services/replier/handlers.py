@@ -3,7 +3,8 @@
 Dependencies are parameters (``ReplyDeps``), wired in ``bootstrap.py``. Shadow mode reads the simulator's
 invented tweets and writes synthetic replies (``generation_source='synthetic'``); live mode reads X through the
 browser and writes with the real LLM through ``GuardedLLM`` (``generation_source='real'``). A failed LLM call
-in live mode queues nothing and stops the run.
+in live mode queues nothing for its candidate; an unusable answer (``invalid_response``) ends that reply only,
+any other failure (circuit, budget, rate limit, quota, timeout, API error) stops the run.
 """
 
 from __future__ import annotations
@@ -154,10 +155,13 @@ async def _reply(cmd: Command, deps: ReplyDeps, evt_prefix: str) -> dict[str, in
         except LLMFailure as exc:
             counts["failed"] += 1
             if live:
-                log.warning(LLM_FAILED_LINE, decision_id=decision_id, reason=exc.reason, detail=exc.detail[:300])
+                log.warning(LLM_FAILED_LINE, decision_id=decision_id, reason=exc.reason, detail=exc.detail[:300],
+                            wasted_reason=exc.wasted_reason or None, run_stopped=exc.stops_run)
             else:
                 log.warning("[REPLY_JOB] synthetic writer failed", decision_id=decision_id, reason=exc.reason)
-            break
+            if exc.stops_run:
+                break  # the next call would meet the same circuit, budget, quota or outage
+            continue  # an unusable answer ends this reply only
         now = deps.clock()
         at = reply_schedule(deps.state, now, gap)
         parts = result.draft.parts[:1]

@@ -96,13 +96,20 @@ class OpenAILLM:
         max_output_tokens: int = DEFAULT_MAX_OUTPUT_TOKENS,
         temperature: float = 0.9,
         json_mode: str = "json_schema",
+        per_request_schema: bool = True,
+        repair: bool = True,
     ):
+        """``per_request_schema=False`` sends the schema with no part count (``UNCONSTRAINED_DRAFT_SCHEMA``) and
+        ``repair=False`` rejects every answer not exactly of the shape asked for: what the adapter did before
+        either existed (for comparisons, such as the benchmark's baseline)."""
         self.client = client
         self._model = model
         self._max_output_tokens = max_output_tokens
         self.temperature = temperature
         response_format(json_mode)  # an unknown mode fails here, at construction
         self.json_mode = json_mode
+        self.per_request_schema = per_request_schema
+        self.repair = repair
 
     @property
     def model(self) -> str:
@@ -118,7 +125,7 @@ class OpenAILLM:
             resp = await self.client.chat.completions.create(
                 model=self._model,
                 messages=build_messages(request),
-                response_format=response_format(self.json_mode, request),  # the count this request wants
+                response_format=response_format(self.json_mode, request if self.per_request_schema else None),
                 max_completion_tokens=self._max_output_tokens,
                 temperature=self.temperature,
                 seed=request.seed,
@@ -139,7 +146,7 @@ class OpenAILLM:
             raise LLMFailure("invalid_response", "truncated at max_output_tokens", usage=usage,
                              wasted_reason="truncated")
         try:
-            draft, repairs = parse_draft_repaired(message.content, request)
+            draft, repairs = parse_draft_repaired(message.content, request, repair=self.repair)
         except DraftParseError as exc:
             raise LLMFailure("invalid_response", str(exc), usage=usage, wasted_reason=exc.reason) from None
         return LLMResult(draft=draft, usage=usage, model=str(resp.model or self._model), request_id=request_id,

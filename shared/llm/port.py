@@ -92,12 +92,12 @@ class LLMResult(msgspec.Struct, frozen=True, kw_only=True):
     usage: Usage
     model: str
     request_id: str
+    #: what was repaired for free before the answer was accepted (see ``shared.llm.prompts.repair_parts``)
+    repairs: tuple[str, ...] = ()
 
 
 class EmbeddingResult(msgspec.Struct, frozen=True, kw_only=True):
     """``vectors`` is a float32 array of shape (len(texts), dim), each row an L2 unit vector."""
-    #: what was repaired for free before the answer was accepted (see ``shared.llm.prompts.repair_parts``)
-    repairs: tuple[str, ...] = ()
 
     vectors: np.ndarray
     usage: Usage
@@ -121,10 +121,6 @@ class LLMFailure(Exception):
         self.detail = detail
         self.usage = usage
         self.status = status
-
-
-@runtime_checkable
-class LLM(Protocol):
         #: for ``invalid_response``: why the answer (which came back, and was billed) was rejected
         self.wasted_reason = wasted_reason or (reason if reason == "invalid_response" else "")
 
@@ -132,6 +128,10 @@ class LLM(Protocol):
     def stops_run(self) -> bool:
         """True when the next call of the same run would fail the same way (see ``DRAFT_LOCAL_REASONS``)."""
         return self.reason not in DRAFT_LOCAL_REASONS
+
+
+@runtime_checkable
+class LLM(Protocol):
     """Writes drafts. ``max_output_tokens`` bounds the completion (it is what the budget reserves)."""
 
     @property

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import msgspec
-
-from .port import Draft, DraftRequest
+from .port import PART_MAX_CHARS, Draft, DraftRequest
 from .pricing import estimate_tokens
+from .shape import UNCONSTRAINED_DRAFT_SCHEMA
+from .shape import DraftParseError as DraftParseError
+from .shape import draft_schema as draft_schema
+from .shape import parse_draft_repaired as parse_draft_repaired
+from .shape import response_format as response_format
 
 SYSTEM_PROMPT = (
     "You write posts for an X (Twitter) account about technology, AI, software engineering and productivity. "
@@ -42,26 +45,19 @@ ANGLE_GUIDES: dict[str, str] = {
 
 LANGUAGE_NAMES = {"en": "English", "es": "Spanish", "de": "German", "fr": "French"}
 
-#: The JSON we ask for. Strict structured outputs need every property required and no extras; the part count
-#: and lengths are checked on our side (`parse_draft`), not by the schema.
-DRAFT_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "parts": {"type": "array", "items": {"type": "string"}},
-        "hook": {"type": ["string", "null"]},
-    },
-    "required": ["parts", "hook"],
-    "additionalProperties": False,
-}
+#: The JSON shape without a request: any number of parts. What is sent is `draft_schema(request)` (see
+#: `shared.llm.shape`): strict structured outputs need every property required and no extras, and the part count
+#: is in the schema (minItems/maxItems); a part's length is not (strict mode has no maxLength), so the prompt
+#: states it and `parse_draft` checks it.
+DRAFT_SCHEMA: dict[str, Any] = UNCONSTRAINED_DRAFT_SCHEMA
 
 
-def response_format(mode: str) -> dict[str, Any]:
-    """``json_schema`` (OpenAI structured outputs, strict) or ``json_object`` (plain JSON mode)."""
-    if mode == "json_schema":
-        return {"type": "json_schema", "json_schema": {"name": "draft", "strict": True, "schema": DRAFT_SCHEMA}}
-    if mode == "json_object":
-        return {"type": "json_object"}
-    raise ValueError(f"response format must be json_schema or json_object, not {mode!r}")
+def length_rule(lo: int, hi: int) -> str:
+    """The part count and length in words: the schema holds the count, but strict structured outputs cannot
+    hold a string's length, so the prompt is where the model learns it (and `parse_draft` checks it)."""
+    count = "exactly 1 element" if hi == 1 else f"{lo} to {hi} elements"
+    return (f"'parts' has {count}; each element at most {PART_MAX_CHARS} characters (the schema cannot limit "
+            "the length, so count: a longer part is rejected).")
 
 
 def _humanize(name: str) -> str:
@@ -106,14 +102,15 @@ def user_prompt(request: DraftRequest) -> str:
         return (
             f"Write one reply (a single part) to the tweet below, in the style '{angle}'{_guide(request.angle)}, "
             f"drawing on the topic '{topic}'. Refer to what the tweet actually says; add something of value; no "
-            f"flattery; do not invent numbers or experiences.\n"
+            f"flattery; do not invent numbers or experiences. {length_rule(1, 1)}\n"
             f"Tweet:\n<<<\n{request.context or ''}\n>>>\n"
             f"Variation seed: {request.seed}."
         )
     shape = "a single post (exactly 1 part)" if hi == 1 else f"a thread of {lo} to {hi} parts"
     return (
-        f"Write {shape} on the topic '{topic}' with the angle '{angle}'{_guide(request.angle)}. Put the opening "
-        f"line that hooks the reader in 'hook' (or null). Variation seed: {request.seed}."
+        f"Write {shape} on the topic '{topic}' with the angle '{angle}'{_guide(request.angle)}. "
+        f"{length_rule(lo, hi)} Put the opening line that hooks the reader in 'hook' (or null). "
+        f"Variation seed: {request.seed}."
     )
 
 
@@ -126,28 +123,7 @@ def estimate_prompt_tokens(request: DraftRequest) -> int:
     return sum(estimate_tokens(m["content"]) + 8 for m in build_messages(request)) + 16
 
 
-class _RawDraft(msgspec.Struct, forbid_unknown_fields=False):
-    parts: list[str]
-    hook: str | None = None
-
-
-class DraftParseError(ValueError):
-    pass
-
-
 def parse_draft(content: str | None, request: DraftRequest) -> Draft:
-    """The model's JSON answer as a `Draft`; `DraftParseError` when it is not the shape we asked for."""
-    if not content or not content.strip():
-        raise DraftParseError("empty content")
-    try:
-        raw = msgspec.json.decode(content.strip().encode(), type=_RawDraft)
-    except msgspec.DecodeError as exc:
-        raise DraftParseError(f"not a draft JSON: {exc}") from None
-    parts = [p.strip() for p in raw.parts]
-    lo, hi = request.parts_range
-    if not lo <= len(parts) <= hi:
-        raise DraftParseError(f"{len(parts)} parts, expected {lo}..{hi} for {request.kind}/{request.decision_type}")
-    if any(not p for p in parts):
-        raise DraftParseError("an empty part")
-    hook = raw.hook.strip() if raw.hook and raw.hook.strip() else None
-    return Draft(parts=parts, topic=request.topic, angle=request.angle, hook=hook)
+    """The model's JSON answer as a `Draft` (repaired for free where it can be); `DraftParseError` (with its
+    ``reason``) when it is not the shape we asked for."""
+    return parse_draft_repaired(content, request)[0]

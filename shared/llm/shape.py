@@ -18,8 +18,9 @@ another call costs as much again); each one applied is named in the result:
   post of at least ``MIN_KEPT_CHARS`` (``dropped_sentences``);
 * a thread part too long for one post is split at sentence ends (``split_parts``); a thread with too many
   parts has its shortest neighbouring parts merged while they fit one post (``merged_parts``); a thread with too
-  few parts has its longest part split at a sentence end (``split_parts``). A numbered thread is numbered
-  again in its own style (``1/``, ``1/5``, ``1.``, ``1)``).
+  few parts has its longest part split at a sentence end (``split_parts``); a thread with more text than its
+  parts allowed can hold keeps the leading sentences of each part too long (``dropped_sentences``). A numbered
+  thread is numbered again in its own style (``1/``, ``1/5``, ``1.``, ``1)``).
 
 What cannot be repaired raises `DraftParseError` with a ``reason`` (the ``wasted_reason`` of the call):
 ``parts_count``, ``too_long`` or ``empty``. Nothing here calls anything or invents text: a repair only trims,
@@ -38,7 +39,7 @@ from ..gates.text import TWEET_LIMIT, weighted_length
 from .port import PART_MAX_CHARS, Draft, DraftRequest
 
 #: a single post or a reply cut down to its leading sentences keeps at least this many weighted characters
-MIN_KEPT_CHARS = 100
+MIN_KEPT_CHARS = 60
 #: room kept for a thread's numbering ("7/7 ") when parts are split or merged
 _NUMBERING_ROOM = 6
 
@@ -152,6 +153,35 @@ def _leading_sentences(text: str, limit: int) -> str | None:
     return kept if kept and weighted_length(kept) >= MIN_KEPT_CHARS else None
 
 
+def _split_then_merge(bodies: Sequence[str], room: int, hi: int, shape: str, lo: int
+                      ) -> tuple[list[str], list[str]]:
+    """Parts too long split at sentence ends, then the shortest neighbours merged while there are more than
+    ``hi``; `DraftParseError` when a sentence alone is too long or the parts cannot be merged down to ``hi``."""
+    repairs: list[str] = []
+    units: list[str] = []
+    for body in bodies:
+        if _fits(body, room):
+            units.append(body)
+            continue
+        chunks = _pack(sentences(body), room)
+        if chunks is None:
+            raise DraftParseError("too_long", f"a part of {weighted_length(body)} weighted characters with a "
+                                              f"sentence longer than {room}")
+        units += chunks
+        if "split_parts" not in repairs:
+            repairs.append("split_parts")
+    while len(units) > hi:
+        _, i = min((weighted_length(units[i]) + weighted_length(units[i + 1]), i) for i in range(len(units) - 1))
+        merged = units[i] + " " + units[i + 1]
+        if not _fits(merged, room):
+            raise DraftParseError("parts_count", f"{len(units)} parts, expected {lo}..{hi} for {shape}, and no two "
+                                                 "neighbouring parts fit one post")
+        units[i : i + 2] = [merged]
+        if "merged_parts" not in repairs:
+            repairs.append("merged_parts")
+    return units, repairs
+
+
 def repair_parts(raw: Sequence[str], request: DraftRequest, *, limit: int = TWEET_LIMIT
                  ) -> tuple[list[str], list[str]]:
     """``raw`` as the parts ``request`` asks for, and the names of the repairs it took (see the module docstring).
@@ -185,28 +215,19 @@ def repair_parts(raw: Sequence[str], request: DraftRequest, *, limit: int = TWEE
         return parts, repairs
     style = _numbering_style(parts) if len(parts) > 1 else None
     room = limit - _NUMBERING_ROOM if style else limit
-    units: list[str] = []
-    for p in parts:
-        body = strip_numbering(p) if style else p
-        if _fits(body, room):
-            units.append(body)
-            continue
-        chunks = _pack(sentences(body), room)
-        if chunks is None:
-            raise DraftParseError("too_long", f"a part of {weighted_length(body)} weighted characters with a "
-                                              f"sentence longer than {room}")
-        units += chunks
-        repairs.append("split_parts")
-    while len(units) > hi:
-        sizes = [(weighted_length(units[i]) + weighted_length(units[i + 1]), i) for i in range(len(units) - 1)]
-        size, i = min(sizes)
-        merged = units[i] + " " + units[i + 1]
-        if not _fits(merged, room):
-            raise DraftParseError("parts_count", f"{len(units)} parts, expected {lo}..{hi} for {shape}, and no two "
-                                                 "neighbouring parts fit one post")
-        units[i : i + 2] = [merged]
-        if "merged_parts" not in repairs:
-            repairs.append("merged_parts")
+    bodies = [strip_numbering(p) if style else p for p in parts]
+    try:  # keep every sentence: split what is too long, then merge neighbours while there are too many parts
+        units, more = _split_then_merge(bodies, room, hi, shape, lo)
+    except DraftParseError:
+        if all(_fits(b, room) for b in bodies):
+            raise
+        # too much text for the parts allowed: each part too long keeps its leading sentences instead
+        trimmed = [b if _fits(b, room) else _leading_sentences(b, room) for b in bodies]
+        if any(t is None for t in trimmed):
+            raise
+        units, more = _split_then_merge([t for t in trimmed if t is not None], room, hi, shape, lo)
+        more = ["dropped_sentences", *more]
+    repairs += more
     while len(units) < lo:
         splittable = [(weighted_length(u), i) for i, u in enumerate(units) if len(sentences(u)) > 1]
         if not splittable:
@@ -231,15 +252,32 @@ class _RawDraft(msgspec.Struct, forbid_unknown_fields=False):
 _FENCE_OPEN = ("```json", "```JSON", "```")
 
 
-def parse_draft_repaired(content: str | None, request: DraftRequest) -> tuple[Draft, list[str]]:
+def check_parts(raw: Sequence[str], request: DraftRequest, *, limit: int = TWEET_LIMIT) -> list[str]:
+    """``raw`` (whitespace trimmed) when it is exactly the shape asked for, with no repair; else `DraftParseError`
+    (what every answer met before the free repairs existed)."""
+    parts = [p.strip() for p in raw]
+    lo, hi = request.parts_range
+    if not lo <= len(parts) <= hi:
+        raise DraftParseError("parts_count", f"{len(parts)} parts, expected {lo}..{hi} for "
+                                             f"{request.kind}/{request.decision_type}")
+    if any(not p for p in parts):
+        raise DraftParseError("empty", "an empty part")
+    if any(not _fits(p, limit) for p in parts):
+        raise DraftParseError("too_long", f"a part over {limit} weighted characters")
+    return parts
+
+
+def parse_draft_repaired(content: str | None, request: DraftRequest, *, repair: bool = True
+                         ) -> tuple[Draft, list[str]]:
     """The model's JSON answer as a `Draft`, after the free repairs (``shared.llm.shape.repair_parts``; a JSON
     answer in a Markdown code fence is taken out of it, ``unfenced``), and the names of the repairs made.
-    `DraftParseError` (with its ``reason``) when even so it is not the shape asked for."""
+    `DraftParseError` (with its ``reason``) when even so it is not the shape asked for. ``repair=False``
+    accepts only an answer of exactly the shape asked for (`check_parts`; for comparisons)."""
     if not content or not content.strip():
         raise DraftParseError("empty", "empty content")
     text = content.strip()
     repairs: list[str] = []
-    if text.startswith("```") and text.endswith("```") and len(text) > 6:
+    if repair and text.startswith("```") and text.endswith("```") and len(text) > 6:
         opener = next(f for f in _FENCE_OPEN if text.startswith(f))
         text = text[len(opener):-3].strip()
         repairs.append("unfenced")
@@ -247,6 +285,9 @@ def parse_draft_repaired(content: str | None, request: DraftRequest) -> tuple[Dr
         raw = msgspec.json.decode(text.encode(), type=_RawDraft)
     except msgspec.DecodeError as exc:
         raise DraftParseError("not_json", f"not a draft JSON: {exc}") from None
-    parts, more = repair_parts(raw.parts, request)
+    if repair:
+        parts, more = repair_parts(raw.parts, request)
+    else:
+        parts, more = check_parts(raw.parts, request), []
     hook = raw.hook.strip() if raw.hook and raw.hook.strip() else None
     return Draft(parts=parts, topic=request.topic, angle=request.angle, hook=hook), repairs + more
