@@ -78,7 +78,7 @@ COMMON_DOCS = {
     "RECONCILE_TIMELINE_LIMIT": "own-timeline tweets read when reconciling",
     "XBOT_TEST_CRASH_AT": "TEST ONLY: kill the poster at after_claim / after_click / after_readback",
     "COLLECT_INTERVAL_HOURS": "collect job schedule (service clock)",
-    "COLLECT_HORIZONS_HOURS": "hours after posting at which outcomes are read",
+    "COLLECT_HORIZONS_HOURS": "hours after posting at which outcomes are read; fractions allowed (0.25 = +15 min)",
     "COLLECT_MAX_ATTEMPTS": "reads of one outcome before it is given up",
     "COLLECT_MAX_PER_RUN": "outcomes read per run",
     "LEARN_INTERVAL_MINUTES": "learn job schedule (service clock)",
