@@ -426,6 +426,124 @@ def _evolve_view(view: DecisionView, ev: Event, state: PosterState) -> DecisionV
     return view
 
 
+# ------------------------------------------------------------------------------------------- decide
+
+
+class PostingPolicy(msgspec.Struct, frozen=True, kw_only=True):
+    """The settings the job needs (from ``PosterSettings``)."""
+
+    batch: int = 5
+    max_attempts: int = 3
+    retry_base_seconds: float = 5.0
+    retry_inline_max_seconds: float = 30.0
+    reconcile_grace_minutes: float = 10.0
+    #: an attempt in doubt this long (timeline unreadable, or a 187 whose tweet cannot be found) stops being
+    #: retried and asks the operator (``decision.attention_needed``)
+    attention_minutes: float = 60.0
+    #: a 429 without X's reset header pauses posting this long, doubling with each 429 in a row
+    rate_limit_backoff_seconds: float = 60.0
+    timeline_limit: int = 50
+    x_base_url: str = "https://x.com"
+    #: TEST ONLY: kill -9 ourselves at this point of a post (after_claim | after_click | after_readback)
+    crash_at: str = ""
+    #: after_click only: give the click's request this long to reach X before dying
+    crash_settle_seconds: float = 1.0
+
+    @property
+    def grace(self) -> timedelta:
+        return timedelta(minutes=self.reconcile_grace_minutes)
+
+    @property
+    def attention_after(self) -> timedelta:
+        return timedelta(minutes=self.attention_minutes)
+
+
+ActKind = Literal["claim", "skip", "fail", "reconcile", "close", "attention", "wait", "done"]
+
+
+class Act(msgspec.Struct, frozen=True, kw_only=True):
+    """What the posting job does next with one decision; ``handlers.py`` only carries it out.
+
+    claim: start an attempt; skip: ``decision.post_skipped`` (``reason``), stays queued; fail: a failed attempt
+    (``reason`` is its code, ``final``); reconcile: look for the open attempt on X first; close: end the open
+    attempt with code ``reason`` (``final``) and go on; attention: ask the operator (``reason``); wait: nothing
+    to do now (``reason``: in_doubt, attention); done: the answer ``reason`` is the result (nothing to write)."""
+
+    kind: ActKind
+    reason: str = ""
+    detail: str = ""
+    final: bool = False
+
+
+def decide_post(
+    view: DecisionView, state: PosterState, flags: Flags, now: datetime, *, simulated: bool
+) -> Act:
+    """The rule for a queued decision, pure: (decision view, what the log says of the account, flags, now)."""
+    if view.open_claim is not None:
+        return Act(kind="reconcile")
+    until = state.cooldown_until(simulated, flags.X_COOLDOWN_MINUTES)
+    if until is not None and until > now:
+        return Act(kind="skip", reason="cooldown", detail=f"X answered 226; posting paused until {until.isoformat()}")
+    paused = state.rate_paused_until(simulated)
+    if paused is not None and paused > now:
+        return Act(
+            kind="skip", reason="x_rate_limited", detail=f"X answered 429; posting paused until {paused.isoformat()}"
+        )
+    limit = state.rate_limit(view, now, flags, simulated)
+    if limit is not None:
+        return Act(kind="skip", reason="rate_limited", detail=limit)
+    if not simulated and view.generation_source != "real":  # never: due() filters; belt and braces
+        return Act(kind="done", reason="refused", detail="synthetic content is never posted in live mode")
+    if view.is_reply and not view.target_tweet_id:
+        return Act(kind="fail", reason="no_reply_target", detail="a reply without target_tweet_id", final=True)
+    return Act(kind="claim")
+
+
+ReconcileResult = Literal["recovered", "resumable", "not_found", "unreadable", "logged_out"]
+
+
+def after_reconcile(view: DecisionView, found: str, now: datetime, policy: PostingPolicy) -> Act:
+    """What a reconcile's answer means for the decision's open attempt, pure. Fail closed: only "every place
+    was read and none shows it", after the grace, lets a new attempt start."""
+    if found in ("recovered", "logged_out"):
+        return Act(kind="done", reason=found)
+    claim = view.open_claim
+    if claim is None:
+        return Act(kind="done", reason="settled")  # settled meanwhile (by another replica): look again
+    if found == "resumable":
+        return Act(kind="close", reason=RESUMED, detail="the in-doubt part is on X; the rest is posted anew")
+    since = view.doubt_started_at() or claim.started_at
+    if view.attention:
+        return Act(kind="wait", reason="attention", detail=f"in doubt since {since.isoformat()}")
+    if now - since >= policy.attention_after and (found == "unreadable" or view.landed):
+        if view.landed:
+            return Act(
+                kind="attention",
+                reason="landed_not_found",
+                detail="X answered 187 (duplicate) to a retry, so the post is on X, but its id was not found "
+                f"for {policy.attention_minutes:g} minutes",
+            )
+        return Act(
+            kind="attention",
+            reason="timeline_unreadable",
+            detail=f"the account's timeline could not be read to settle the attempt for {policy.attention_minutes:g} "
+            "minutes",
+        )
+    if found == "unreadable":
+        return Act(kind="wait", reason="in_doubt", detail="the timeline could not be read")
+    if view.landed:
+        return Act(kind="wait", reason="in_doubt", detail="it landed (187) and is not found yet")
+    if not claim_expired(claim, now, policy.grace):
+        return Act(kind="wait", reason="in_doubt", detail="not on the timeline yet")
+    return Act(
+        kind="close",
+        reason=NOT_FOUND_AFTER_GRACE,
+        detail=f"attempt {claim.attempt} in doubt and not on the timeline after {policy.reconcile_grace_minutes:g} "
+        "minutes",
+        final=view.failures + 1 >= policy.max_attempts,
+    )
+
+
 # ------------------------------------------------------------------------------------------- reconcile
 
 

@@ -31,10 +31,8 @@ import os
 import signal
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
 from typing import Any, Protocol
 
-import msgspec
 import structlog
 
 from shared.bus import WrongSequence
@@ -55,14 +53,16 @@ from shared.x.parsing import is_valid_tweet_id
 from shared.x.port import TweetView, XAccount, XError, XLoggedOut, XPostInDoubt
 
 from .domain import (
-    NOT_FOUND_AFTER_GRACE,
     RECONCILE_SLACK,
     RESUMED,
+    Act,
     DecisionView,
     PosterState,
+    PostingPolicy,
+    after_reconcile,
     backoff_seconds,
-    claim_expired,
     classify,
+    decide_post,
     find_on_timeline,
     rate_limit_pause,
 )
@@ -80,35 +80,6 @@ class Publish(Protocol):
     async def __call__(
         self, event: Event, *, expected_last_subject_seq: int | None = ..., expected_subject: str | None = ...
     ) -> int: ...
-
-
-class PostingPolicy(msgspec.Struct, frozen=True, kw_only=True):
-    """The settings the job needs (from ``PosterSettings``)."""
-
-    batch: int = 5
-    max_attempts: int = 3
-    retry_base_seconds: float = 5.0
-    retry_inline_max_seconds: float = 30.0
-    reconcile_grace_minutes: float = 10.0
-    #: an attempt in doubt this long (timeline unreadable, or a 187 whose tweet cannot be found) stops being
-    #: retried and asks the operator (``decision.attention_needed``)
-    attention_minutes: float = 60.0
-    #: a 429 without X's reset header pauses posting this long, doubling with each 429 in a row
-    rate_limit_backoff_seconds: float = 60.0
-    timeline_limit: int = 50
-    x_base_url: str = "https://x.com"
-    #: TEST ONLY: kill -9 ourselves at this point of a post (after_claim | after_click | after_readback)
-    crash_at: str = ""
-    #: after_click only: give the click's request this long to reach X before dying
-    crash_settle_seconds: float = 1.0
-
-    @property
-    def grace(self) -> timedelta:
-        return timedelta(minutes=self.reconcile_grace_minutes)
-
-    @property
-    def attention_after(self) -> timedelta:
-        return timedelta(minutes=self.attention_minutes)
 
 
 class XAccounts(Protocol):
@@ -248,35 +219,24 @@ class Poster:
             if view is None or view.status != "queued":
                 return "not_queued"
 
-        now = self.clock.now()
-        until = self.state.cooldown_until(simulated, flags.X_COOLDOWN_MINUTES)
-        paused = self.state.rate_paused_until(simulated)
-        limit = self.state.rate_limit(view, now, flags, simulated)
-        if optimistic and ((until is not None and until > now) or (paused is not None and paused > now)
-                           or limit is not None or (view.is_reply and not view.target_tweet_id)):
+        act = decide_post(view, self.state, flags, self.clock.now(), simulated=simulated)
+        if optimistic and act.kind != "claim":
             return STALE  # a skip or a failure is written only on a view caught up with the log
-        if until is not None and until > now:
-            await self._skip(
-                view, "cooldown", cmd, f"X answered 226; posting paused until {until.isoformat()}"
-            )
-            return "cooldown"
-        if paused is not None and paused > now:
-            await self._skip(
-                view, "x_rate_limited", cmd, f"X answered 429; posting paused until {paused.isoformat()}"
-            )
-            return "x_rate_limited"
-        if limit is not None:
-            await self._skip(view, "rate_limited", cmd, limit)
-            return "rate_limited"
-        if not simulated and view.generation_source != "real":  # never: due() filters; belt and braces
-            log.error(f"{TAG} refusing to post synthetic content in live mode decision_id={decision_id}")
-            return "refused"
-        if view.is_reply and not view.target_tweet_id:
-            await self._fail(
-                view, view.claims, "a reply without target_tweet_id", "no_reply_target", True, cmd
-            )
-            return "failed"
-        return await self._attempt(view, x, simulated, cmd, optimistic=optimistic)
+        if act.kind == "claim":
+            return await self._attempt(view, x, simulated, cmd, optimistic=optimistic)
+        return await self._carry_out(view, act, cmd)
+
+    async def _carry_out(self, view: DecisionView, act: Act, cmd: Command) -> str:
+        """Execute a decided skip / fail / done (claims and reconciles have their own paths)."""
+        if act.kind == "skip":
+            await self._skip(view, act.reason, cmd, act.detail)
+            return act.reason
+        if act.kind == "fail":
+            await self._fail(view, view.claims, act.detail, act.reason, act.final, cmd)
+            return "failed" if act.final else act.reason
+        if act.reason == "refused":
+            log.error(f"{TAG} refusing to post synthetic content in live mode decision_id={view.decision_id}")
+        return act.reason
 
     # ---------------------------------------------------------------------------------------- attempt
     async def _attempt(self, view: DecisionView, x: XAccount, simulated: bool, cmd: Command, *,
@@ -418,100 +378,77 @@ class Poster:
 
     # -------------------------------------------------------------------------------------- reconcile
     async def _settle_doubt(self, view: DecisionView, x: XAccount, simulated: bool, cmd: Command) -> str | None:
-        """An attempt is open (in doubt): reconcile it. None when the decision may be attempted now (its doubt
-        is settled: the attempt closed after the grace, or its in-doubt thread part found); else the answer."""
+        """An attempt is open (in doubt): reconcile it, then do what ``after_reconcile`` says. None when the
+        decision may be attempted now (the attempt closed after the grace, or its in-doubt thread part found)."""
         did = view.decision_id
         found = await self._reconcile(view, x, simulated, cmd)
-        if found in ("recovered", "logged_out"):
-            return found
-        view = self.state.get(did)
-        if view is None or view.status != "queued":
-            return "not_queued"
-        if view.open_claim is None:
-            return None
+        view = self.state.get(did) or view
+        if view.status != "queued":
+            return found if found == "recovered" else "not_queued"
+        act = after_reconcile(view, found, self.clock.now(), self.policy)
         claim = view.open_claim
-        if found == "resumable":
-            await self._close(view, claim.attempt, RESUMED, "the in-doubt part is on X; the rest is posted anew", cmd)
+        if act.kind == "done":
+            return None if act.reason == "settled" else act.reason
+        assert claim is not None
+        if act.kind == "close":
+            await self._close(view, claim.attempt, act.reason, act.detail, cmd, final=act.final)
+            if act.final:
+                log.error(f"{TAG} ❌ Posting failed for good decision_id={did}", error=act.reason)
+                return "failed"
             return None
-        now = self.clock.now()
         since = view.doubt_started_at() or claim.started_at
-        if view.attention:
-            log.warning(
-                f"{TAG} 🛑 Decision needs the operator; not retried decision_id={did}",
-                attempt=claim.attempt,
-                since=since.isoformat(),
-            )
-            return "attention"
-        if now - since >= self.policy.attention_after and (found == "unreadable" or view.landed):
-            reason = "landed_not_found" if view.landed else "timeline_unreadable"
-            detail = (
-                "X answered 187 (duplicate) to a retry, so the post is on X, but its id was not found"
-                if view.landed
-                else "the account's timeline could not be read to settle the attempt"
-            )
+        if act.kind == "attention":
             await self.publish(
                 DecisionAttentionNeeded(
                     event_id=f"attention_needed:{did}:{claim.attempt}",
-                    occurred_at=now,
+                    occurred_at=self.clock.now(),
                     correlation_id=cmd.run_id,
                     decision_id=did,
                     attempt=claim.attempt,
-                    reason=reason,
-                    detail=f"{detail} for {self.policy.attention_minutes:g} minutes",
+                    reason=act.reason,
+                    detail=act.detail,
                     in_doubt_since=since,
                 )
             )
             log.error(
                 f"{TAG} 🛑 Attempt in doubt for {self.policy.attention_minutes:g} minutes: retrying stopped, "
                 f"the operator must answer decision_id={did}",
-                reason=reason,
+                reason=act.reason,
                 attempt=claim.attempt,
                 since=since.isoformat(),
             )
             return "attention"
-        if found == "unreadable" or view.landed or not claim_expired(claim, now, self.policy.grace):
-            why = (
-                "the timeline could not be read" if found == "unreadable"
-                else "it landed (187) and is not found yet" if view.landed
-                else "not on the timeline yet"
-            )
-            log.info(
-                f"{TAG} ⏳ Attempt in doubt, {why} decision_id={did}",
+        if act.reason == "attention":
+            log.warning(
+                f"{TAG} 🛑 Decision needs the operator; not retried decision_id={did}",
                 attempt=claim.attempt,
-                since=claim.last_activity_at.isoformat(),
+                since=since.isoformat(),
             )
-            return "in_doubt"
-        final = view.failures + 1 >= self.policy.max_attempts
-        await self.publish(
-            DecisionPostFailed(
-                event_id=f"post_failed:{did}:{claim.attempt}:{NOT_FOUND_AFTER_GRACE}",
-                occurred_at=now,
-                correlation_id=cmd.run_id,
-                decision_id=did,
-                attempt=claim.attempt,
-                error=f"attempt {claim.attempt} in doubt and not on the timeline after "
-                f"{self.policy.reconcile_grace_minutes:g} minutes",
-                error_code=NOT_FOUND_AFTER_GRACE,
-                final=final,
-            )
+            return "attention"
+        log.info(
+            f"{TAG} ⏳ Attempt in doubt, {act.detail} decision_id={did}",
+            attempt=claim.attempt,
+            since=claim.last_activity_at.isoformat(),
         )
-        if final:
-            log.error(f"{TAG} ❌ Posting failed for good decision_id={did}", error=NOT_FOUND_AFTER_GRACE)
-            return "failed"
-        return None
+        return "in_doubt"
 
     async def _resume(self, did: str, x: XAccount, simulated: bool, cmd: Command) -> str:
         """The in-doubt part of a thread was found right after the doubt: close the attempt, claim again, go on."""
         view = self.state.get(did)
         if view is None or view.status != "queued" or view.open_claim is None:
             return "not_queued"
-        await self._close(view, view.open_claim.attempt, RESUMED, "the in-doubt part is on X; the rest is posted anew", cmd)
+        await self._close(
+            view, view.open_claim.attempt, RESUMED, "the in-doubt part is on X; the rest is posted anew", cmd
+        )
         view = self.state.get(did)
         if view is None or view.status != "queued":
             return "not_queued"
         return await self._attempt(view, x, simulated, cmd)
 
-    async def _close(self, view: DecisionView, attempt: int, code: str, error: str, cmd: Command) -> None:
+    async def _close(
+        self, view: DecisionView, attempt: int, code: str, error: str, cmd: Command, *, final: bool = False
+    ) -> None:
+        """End the open attempt with ``code`` (deterministic id: two replicas closing it write one event)."""
         await self.publish(
             DecisionPostFailed(
                 event_id=f"post_failed:{view.decision_id}:{attempt}:{code}",
@@ -521,6 +458,7 @@ class Poster:
                 attempt=attempt,
                 error=error,
                 error_code=code,
+                final=final,
             )
         )
 

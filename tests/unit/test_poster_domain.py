@@ -10,9 +10,12 @@ import pytest
 from services.poster.domain import (
     NOT_FOUND_AFTER_GRACE,
     PosterState,
+    PostingPolicy,
+    after_reconcile,
     backoff_seconds,
     claim_expired,
     classify,
+    decide_post,
     find_on_timeline,
 )
 from shared.events import (
@@ -343,3 +346,66 @@ def test_find_on_timeline_matches_normalised_text_only_for_fresh_own_unrecorded_
 def test_classify_x_answers(exc, verdict, code, in_doubt):
     c = classify(exc)
     assert (c.verdict, c.code, c.in_doubt) == (verdict, code, in_doubt)
+
+
+# ------------------------------------------------------------------------- the pure rule (decide_post)
+
+ONE_AN_HOUR = Flags(
+    MODE="live", POSTING_DISABLED=False, LIVE_POSTS=True, MAX_POSTS_PER_HOUR=1, MIN_POST_INTERVAL_MINUTES=15
+)
+
+
+@pytest.mark.parametrize(
+    ("history", "now", "expected"),
+    [
+        ([queued("a")], T0, ("claim", "")),
+        ([queued("a"), started("a", 1, T0)], T0, ("reconcile", "")),
+        ([queued("a"), started("a", 1, T0), failed("a", 1, T0, "226")], T0 + timedelta(minutes=59),
+         ("skip", "cooldown")),
+        ([queued("a"), started("a", 1, T0), failed("a", 1, T0, "429", paused_until=T0 + timedelta(minutes=5))],
+         T0 + timedelta(minutes=4), ("skip", "x_rate_limited")),
+        ([queued("a"), started("a", 1, T0), failed("a", 1, T0, "429", paused_until=T0 + timedelta(minutes=5))],
+         T0 + timedelta(minutes=5), ("claim", "")),
+        ([queued("b"), posted("b", T0), queued("a")], T0 + timedelta(minutes=30), ("skip", "rate_limited")),
+        ([queued("b"), started("b", 1, T0), queued("a")], T0 + timedelta(minutes=30), ("skip", "rate_limited")),
+        ([queued("a", dtype="reply")], T0, ("fail", "no_reply_target")),
+        ([queued("a", source="synthetic")], T0, ("done", "refused")),
+    ],
+    ids=["due", "in_doubt", "226", "429_running", "429_over", "hourly", "hourly_in_doubt", "no_target", "synthetic"],
+)
+def test_decide_post_is_a_pure_function_of_the_log_flags_and_now(history, now, expected):
+    state = build(*history)
+    act = decide_post(state.get("a"), state, ONE_AN_HOUR, now, simulated=False)
+    assert (act.kind, act.reason) == expected
+    assert decide_post(state.get("a"), state, ONE_AN_HOUR, now, simulated=False) == act  # no hidden state
+
+
+POLICY = PostingPolicy(reconcile_grace_minutes=10, attention_minutes=60, max_attempts=3)
+
+
+@pytest.mark.parametrize(
+    ("extra", "found", "minutes", "expected"),
+    [
+        ([], "recovered", 0, ("done", "recovered")),
+        ([], "resumable", 0, ("close", "resumed")),
+        ([], "unreadable", 30, ("wait", "in_doubt")),
+        ([], "unreadable", 60, ("attention", "timeline_unreadable")),
+        ([], "not_found", 5, ("wait", "in_doubt")),
+        ([], "not_found", 10, ("close", "not_found_after_grace")),
+        ([failed("a", 1, T0, "187", in_doubt=True, landed=True)], "not_found", 30, ("wait", "in_doubt")),
+        ([failed("a", 1, T0, "187", in_doubt=True, landed=True)], "not_found", 60, ("attention", "landed_not_found")),
+    ],
+    ids=["recovered", "resumable", "unreadable", "unreadable_long", "not_found_early", "not_found_grace",
+         "landed", "landed_long"],
+)
+def test_after_reconcile_fails_closed(extra, found, minutes, expected):
+    state = build(queued("a"), started("a", 1, T0), *extra)
+    act = after_reconcile(state.get("a"), found, T0 + timedelta(minutes=minutes), POLICY)
+    assert (act.kind, act.reason) == expected
+
+
+def test_the_last_not_found_after_grace_is_final():
+    state = build(queued("a"), started("a", 1, T0), failed("a", 1, T0), started("a", 2, T0), failed("a", 2, T0),
+                  started("a", 3, T0))
+    act = after_reconcile(state.get("a"), "not_found", T0 + timedelta(minutes=10), POLICY)
+    assert (act.kind, act.final) == ("close", True)
