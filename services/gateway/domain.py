@@ -48,6 +48,12 @@ INT8_MAX = 2**63 - 1
 POSTS_ATTEMPTED = "posts_attempted"
 POST_SKIPPED = "post_skipped"
 ARMS_UPDATED = "bandit_arms_updated"
+#: LLM answers that came back and were rejected, by ``wasted_reason`` (llm.call_failed, invalid_response)
+LLM_WASTED = "llm_wasted"
+#: LLM answers accepted after a free repair, by repair (llm.call_completed ``repairs``)
+LLM_REPAIRED = "llm_repaired"
+#: real (LLM-written) drafts queued, by decision type: the denominator of LLM calls per queued post
+REAL_QUEUED = "real_drafts_queued"
 
 _json = msgspec.json.Encoder()
 
@@ -389,7 +395,10 @@ def _fold_one(w: BatchWrites, existing: dict[str, DecisionRow], ev: Any, seq: in
         row = evolve_decision(before, ev, seq)
         if row is not None:
             w.decisions[did] = row
-        if isinstance(ev, DecisionPostStarted):
+        if isinstance(ev, DecisionQueued):
+            if before is None and ev.generation_source == "real":  # a decision's first draft, written by the LLM
+                w.count(REAL_QUEUED, text(ev.decision_type) or "", 1, seq)
+        elif isinstance(ev, DecisionPostStarted):
             w.count(POSTS_ATTEMPTED, "", 1, seq)
         elif isinstance(ev, DecisionPostSkipped):
             w.count(POST_SKIPPED, text(ev.reason) or "", 1, seq)
@@ -430,6 +439,11 @@ def _fold_one(w: BatchWrites, existing: dict[str, DecisionRow], ev: Any, seq: in
             i4(ev.prompt_tokens, "prompt_tokens"), i4(ev.completion_tokens, "completion_tokens"), num(ev.cost_usd) or 0,
             text(ev.status), text(ev.failure_reason) if failed else None, ts(ev.occurred_at), seq,  # type: ignore[union-attr]
         )
+        if failed and ev.failure_reason == "invalid_response":  # type: ignore[union-attr]
+            w.count(LLM_WASTED, text(ev.wasted_reason) or "invalid_response", 1, seq)  # type: ignore[union-attr]
+        elif not failed:
+            for repair in ev.repairs:  # type: ignore[union-attr]
+                w.count(LLM_REPAIRED, text(repair) or "", 1, seq)
     elif kind == _JOB:
         w.jobs[(text(ev.run_id) or "", text(ev.service) or "")] = (
             ev.run_id, ev.service, text(ev.job), text(ev.status), as_json(ev.counts), text(ev.detail) or "",

@@ -47,6 +47,21 @@ class SnapshotCollector:
         for r, n in s["openaiFailureReasons"].items():
             reasons.add_metric([r], n)
         yield reasons
+        yield CounterMetricFamily("xbot_llm_draft_calls", "chat (draft) calls made", value=s["llmDraftCalls"])
+        yield CounterMetricFamily("xbot_llm_queued_posts", "LLM-written drafts queued", value=s["llmQueuedPosts"])
+        if s["llmCallsPerQueuedPost"] is not None:
+            yield GaugeMetricFamily("xbot_llm_calls_per_queued_post", "chat calls per LLM-written draft queued",
+                                    value=s["llmCallsPerQueuedPost"])
+        wasted = CounterMetricFamily("xbot_llm_wasted_calls", "calls whose answer was rejected, by reason",
+                                     labels=["reason"])
+        for r, n in s["llmWastedReasons"].items():
+            wasted.add_metric([r], n)
+        yield wasted
+        repaired = CounterMetricFamily("xbot_llm_repaired_answers", "answers accepted after a free repair",
+                                       labels=["repair"])
+        for r, n in s["llmRepairedAnswers"].items():
+            repaired.add_metric([r], n)
+        yield repaired
         skips = CounterMetricFamily("xbot_post_skipped", "post skips by reason", labels=["reason"])
         for r, n in s["post_skipped_reason_counts"].items():
             skips.add_metric([r], n)

@@ -20,7 +20,16 @@ import structlog
 from shared.flags import Flags
 
 from .deps import Gateway
-from .domain import ARMS_UPDATED, IN_DOUBT, POST_SKIPPED, POSTS_ATTEMPTED, decision_status
+from .domain import (
+    ARMS_UPDATED,
+    IN_DOUBT,
+    LLM_REPAIRED,
+    LLM_WASTED,
+    POST_SKIPPED,
+    POSTS_ATTEMPTED,
+    REAL_QUEUED,
+    decision_status,
+)
 
 log = structlog.get_logger("gateway")
 
@@ -111,6 +120,8 @@ async def metrics_snapshot(gw: Gateway) -> dict[str, Any]:
             SELECT
               (SELECT COUNT(*) FROM api_usage) AS calls_total,
               (SELECT COUNT(*) FROM api_usage WHERE status <> 'success') AS calls_failed,
+              (SELECT COUNT(*) FROM api_usage WHERE kind = 'chat'
+                 AND COALESCE(failure_reason, '') NOT IN ('circuit_open', 'budget_exceeded')) AS draft_calls,
               (SELECT COUNT(*) FROM posted_decisions) AS posts_posted,
               (SELECT COUNT(*) FROM outcomes WHERE NOT simulated) AS outcomes_real,
               (SELECT COUNT(*) FROM outcomes WHERE simulated) AS outcomes_sim,
@@ -140,10 +151,18 @@ async def metrics_snapshot(gw: Gateway) -> dict[str, Any]:
     last, dead = await from_nats
     by_status = {r["status"]: int(r["n"]) for r in statuses}
     skipped: dict[str, int] = {}
-    attempted = arms = 0
+    wasted: dict[str, int] = {}
+    repaired: dict[str, int] = {}
+    attempted = arms = real_queued = 0
     for c in counters:
         if c["name"] == POST_SKIPPED:
             skipped[c["key"]] = int(c["value"])
+        elif c["name"] == LLM_WASTED:
+            wasted[c["key"]] = int(c["value"])
+        elif c["name"] == LLM_REPAIRED:
+            repaired[c["key"]] = int(c["value"])
+        elif c["name"] == REAL_QUEUED:
+            real_queued += int(c["value"])
         elif c["name"] == POSTS_ATTEMPTED:
             attempted = int(c["value"])
         elif c["name"] == ARMS_UPDATED:
@@ -175,6 +194,21 @@ async def metrics_snapshot(gw: Gateway) -> dict[str, Any]:
         "postsInDoubt": by_status.get(IN_DOUBT, 0),
         "attentionNeeded": int(attention[0]["total"]) if attention else 0,
         "attentionDecisions": [attention_item(r) for r in attention],
+        **llm_draft_figures(int(row["draft_calls"]), real_queued, wasted, repaired),
+    }
+
+
+def llm_draft_figures(draft_calls: int, real_queued: int, wasted: dict[str, int], repaired: dict[str, int]
+                      ) -> dict[str, Any]:
+    """What drafting with the LLM costs per post: chat calls made (the circuit's and the budget's refusals made
+    none), LLM-written drafts queued, their ratio, and the calls wasted on answers rejected, by reason."""
+    return {
+        "llmDraftCalls": draft_calls,
+        "llmQueuedPosts": real_queued,
+        "llmCallsPerQueuedPost": round(draft_calls / real_queued, 4) if real_queued else None,
+        "llmWastedCalls": sum(wasted.values()),
+        "llmWastedReasons": dict(sorted(wasted.items())),
+        "llmRepairedAnswers": dict(sorted(repaired.items())),
     }
 
 

@@ -103,6 +103,16 @@ class ApiMetrics(BaseModel):
                                              "asks the operator (POST /admin/decisions/{id}/resolve)")
     attentionDecisions: list[AttentionItem] = Field(
         description="the decisions needing attention, longest waiting first (at most 20)")
+    llmDraftCalls: int = Field(description="chat (draft) calls made, failed ones included; the circuit's and the "
+                                           "budget's refusals made no call and are not counted")
+    llmQueuedPosts: int = Field(description="LLM-written drafts queued (decision.queued, generation_source=real)")
+    llmCallsPerQueuedPost: float | None = Field(
+        description="llmDraftCalls / llmQueuedPosts (null before the first one is queued)")
+    llmWastedCalls: int = Field(description="calls whose answer came back and was rejected (invalid_response)")
+    llmWastedReasons: dict[str, int] = Field(
+        description="wasted calls by reason: parts_count, too_long, empty, not_json, truncated, refused, ...")
+    llmRepairedAnswers: dict[str, int] = Field(
+        description="answers accepted after a free repair, by repair (joined_parts, split_parts, ...)")
 
 
 class DecisionItem(BaseModel):
