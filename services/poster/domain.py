@@ -96,6 +96,9 @@ class DecisionView(msgspec.Struct, frozen=True, kw_only=True):
     target_username: str | None = None
     status: Status = "queued"
     approved: bool = False
+    #: the claims gate found statements the profile's facts do not hold: posted only once a person approved it,
+    #: whatever REQUIRE_APPROVAL says now
+    flagged: bool = False
     #: the sequence of the latest event on ``<evt>.decision.<id>.*``: the claim's expected last sequence
     last_seq: int = 0
     #: number of claims so far (the next claim is attempt ``claims + 1``)
@@ -223,6 +226,7 @@ class PosterState:
                     target_tweet_id=ev.target_tweet_id,
                     target_username=ev.target_username,
                     last_seq=seq,
+                    flagged=bool(ev.flagged_claims),
                 )
             return
         if isinstance(ev, DecisionPosted):
@@ -271,7 +275,8 @@ class PosterState:
     ) -> list[DecisionView]:
         """The seed's query: status queued, generation_source 'real' (live) or 'synthetic' (shadow),
         scheduled_at <= now, oldest first, at most ``batch``; approved only when approval is required, and
-        not while a failed attempt's backoff runs. An attempt in doubt is due (it must be reconciled)."""
+        not while a failed attempt's backoff runs. An attempt in doubt is due (it must be reconciled). A decision
+        with flagged claims is due only once approved, even with approval off."""
         source = "real" if mode == "live" else "synthetic"
         out = []
         for v in self.decisions.values():
@@ -279,7 +284,7 @@ class PosterState:
                 continue
             if v.scheduled_at is not None and v.scheduled_at > now:
                 continue
-            if require_approval and not v.approved:
+            if (require_approval or v.flagged) and not v.approved:
                 continue
             nxt = v.next_attempt_at(retry_base_seconds)
             if nxt is not None and nxt > now:

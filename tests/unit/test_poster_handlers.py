@@ -450,6 +450,21 @@ async def test_require_approval_posts_only_approved(world):
     assert r.state.get("a").status == "queued"
 
 
+async def test_a_decision_with_flagged_claims_waits_for_a_person_even_with_approval_off(world):
+    """The claims gate queued it for a person (REQUIRE_APPROVAL was on); approval was switched off since."""
+    bus, _, live, _ = world
+    r = rig(world)  # REQUIRE_APPROVAL=false
+    flagged = queued("f")
+    flagged = DecisionQueued(**{**{k: getattr(flagged, k) for k in flagged.__struct_fields__},
+                                "flagged_claims": ["we cut p95 latency by 42%"]})
+    await bus.publish(flagged)
+    await r.catch_up()
+    assert (await r.run())["due"] == 0 and live.posts == []
+    await bus.publish(DecisionApproved(event_id="ap-f", occurred_at=T0, decision_id="f"))
+    await r.catch_up()
+    assert (await r.run("r2"))["posted"] == 1
+
+
 # ------------------------------------------------------------------------------------ at most once
 
 
