@@ -3,13 +3,14 @@ the token the operator pastes (kept in localStorage); a wrong token is answered,
 
 from __future__ import annotations
 
+import asyncio
 import os
 
 import httpx
 import pytest
 
 from tests.integration.test_gateway_process import gateway_process
-from tests.integration.test_projector_scenario import TOKEN, did, scenario
+from tests.integration.test_projector_scenario import ATTENTION, TOKEN, did, scenario
 
 pytestmark = pytest.mark.e2e
 
@@ -39,11 +40,18 @@ async def test_dashboard_shows_the_api_numbers_and_approve_works(bus, namespace,
                         "openaiCalls_failed", "learnRuns", "predictorVersion"):
                 assert (await page.text_content(f"#metric-{key}")).strip() == str(metrics[key]), key
             assert (await page.text_content("#mode")).strip() == "live"
-            link = page.locator("#posts a[href^='https://x.com/']")
-            assert await link.count() == 1 and "180000000000000000" in await link.text_content()
-            assert await page.locator("svg.chart circle").count() == 2  # the two outcomes
+            links = page.locator("#posts a[href^='https://x.com/']")
+            assert sorted(await links.all_text_contents()) == ["180000000000000000", "181000000000000000"]
+            assert await page.locator("svg.chart circle").count() == 3  # the three outcomes (one at +0.25 h)
             assert await page.locator("svg.chart rect").count() >= 3  # arms and slots
             assert await page.locator("#queue tr[data-decision]").count() == metrics["queueSize"]
+            # the attempt in doubt past the limit: a visible panel with both answers (and no retry without a look)
+            assert metrics["attentionNeeded"] == 1 and await page.locator("#attention").is_visible()
+            panel = page.locator(f"#attention tr[data-attention='{did(ATTENTION)}']")
+            assert await panel.count() == 1
+            assert await panel.locator("button[data-resolve='retry']").is_visible()
+            assert await panel.locator("button[data-resolve='abandon']").is_visible()
+            assert (await page.text_content("#metric-attentionNeeded")).strip() == "1"
 
             # a wrong token: answered with 401, nothing changes
             await page.fill("#token", "not-the-token")
@@ -72,6 +80,21 @@ async def test_dashboard_shows_the_api_numbers_and_approve_works(bus, namespace,
             now = (await api.get("/api/metrics")).json()
             assert now["queueSize"] == metrics["queueSize"] - 1
             assert (await page.text_content("#metric-queueSize")).strip() == str(now["queueSize"])
+
+            # retry asks first: dismissed, nothing is sent
+            retry = page.locator(f"#attention tr[data-attention='{did(ATTENTION)}'] button[data-resolve='retry']")
+            page.once("dialog", lambda d: asyncio.ensure_future(d.dismiss()))
+            await retry.click()
+            await page.wait_for_selector("#toast.error", timeout=5000)
+            assert "not sent" in await page.text_content("#toast")
+            assert (await api.get(f"/api/decisions/{did(ATTENTION)}")).json()["decision"]["status"] == "in_doubt"
+            # confirmed: the answer is sent, the panel is gone and the decision is queued again
+            page.once("dialog", lambda d: asyncio.ensure_future(d.accept()))
+            async with page.expect_navigation(timeout=10000):
+                await retry.click()
+            assert await page.locator("#attention").count() == 0
+            row = (await api.get(f"/api/decisions/{did(ATTENTION)}")).json()["decision"]
+            assert (row["status"], row["attention_reason"]) == ("queued", None)
             assert not errors, errors
         finally:
             await browser.close()

@@ -76,7 +76,7 @@ async def test_gateway_process_serves_projects_and_drains(bus, namespace, nats_u
     async with gateway_process(nats_url, namespace, database_url, log) as base:
         async with httpx.AsyncClient(base_url=base, timeout=5) as client:
             m = (await client.get("/api/metrics")).json()
-            assert m["queueSize"] == 4 and m["projectorLag"] == 0
+            assert m["queueSize"] == 5 and m["projectorLag"] == 0 and m["attentionNeeded"] == 1
             r = await client.post("/admin/jobs/run?job=plan", headers={"Authorization": f"Bearer {TOKEN}"})
             assert r.status_code == 202
             assert (await client.get("/")).status_code == 200
