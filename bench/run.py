@@ -22,6 +22,7 @@ from shared.embedded import EmbeddedNats, EmbeddedPostgres
 from .b_api import bench_api_metrics
 from .b_consume import bench_consume
 from .b_lag import bench_lag
+from .b_llm_calls import bench_llm_calls
 from .b_regret import bench_regret
 from .b_replay import bench_replay
 from .b_restart import bench_restart
@@ -42,6 +43,7 @@ BENCHMARKS: dict[str, Callable[[Ctx], Awaitable[list[Row]]]] = {
     "api": bench_api_metrics,
     "restart": bench_restart,
     "shadow": bench_shadow_loop,
+    "llm_calls": bench_llm_calls,
 }
 
 
