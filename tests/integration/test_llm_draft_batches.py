@@ -1,15 +1,19 @@
-"""A plan run against an OpenAI-compatible server: one bad answer ends one draft, and the batch goes on."""
+"""Plan and reply runs against an OpenAI-compatible server: one bad answer ends one draft, and the batch goes on."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from shared.bus import JetStreamBus
 from shared.events import LlmCallCompleted, LlmCallFailed
+from shared.x.port import TweetView
 from tests.fakes.openai_server import FakeOpenAIServer, start_openai_server
 from tests.integration.test_planner_service import events_of, live_env, planners
+from tests.integration.test_replier_service import OWN, ReusableX, replier
+from tests.integration.test_replier_service import live_env as reply_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
@@ -65,3 +69,32 @@ async def test_a_refusal_of_the_budget_still_stops_the_run(bus: JetStreamBus, sr
     assert counts == {"queued": 0, "skipped": 0, "failed": 1, "duplicate": 0}
     failed = await events_of(bus, "llm.call_failed")
     assert [f.failure_reason for f in failed] == ["budget_exceeded"]
+
+
+async def test_a_garbage_reply_answer_ends_that_reply_and_the_next_candidates_are_answered(
+    bus: JetStreamBus, srv: FakeOpenAIServer
+) -> None:
+    now = datetime.now(UTC)
+    tweets = [TweetView(tweet_id=f"18000000000000001{i:02d}", author="alice", created_at=now - timedelta(hours=1),
+                        text=text) for i, text in enumerate([
+                            "Our LLM evals caught a prompt regression before users did.",
+                            "Code review for senior engineers is a waste of time.",
+                            "Small pull requests merge faster and break less."])]
+    x = ReusableX(username=OWN, seed=5)
+
+    async def account_tweets(username: str, limit: int = 20) -> list[TweetView]:
+        return [t for t in tweets if t.author == username][:limit]
+
+    x.read_account_tweets = account_tweets  # type: ignore[method-assign]
+    srv.set_mode("schema")
+    srv.queue_modes("invalid_json")  # the first reply's answer is prose
+    env = reply_env(srv, REPLY_TARGET_ACCOUNTS="alice", REPLY_SEARCH_QUERIES="", REPLY_BATCH="3",
+                    LLM_DRAFT_RETRIES="0", REQUIRE_APPROVAL="true", MIN_POST_INTERVAL_MINUTES="1")
+    async with replier(bus, env, x=x) as r:
+        counts = await r.run()
+    assert counts["failed"] == 1 and counts["queued"] + counts["skipped"] == 2
+    drafts = await events_of(bus, "decision.queued", "decision.skipped")
+    assert len(drafts) == 2 and all(d.decision_type == "reply" for d in drafts)
+    failed = await events_of(bus, "llm.call_failed")
+    assert [(f.failure_reason, f.wasted_reason, f.service) for f in failed] == [
+        ("invalid_response", "not_json", "replier")]
