@@ -6,7 +6,7 @@ from shared.bus import ReadItem
 from shared.errors import ConfigError
 from shared.events import Command
 from shared.service import ServiceContext, ServiceParts
-from shared.x.opener import browser_opener
+from shared.x.factory import browser_opener
 
 from .config import CollectorSettings
 from .domain import INTERESTED, CollectorState, due_outcomes, evolve

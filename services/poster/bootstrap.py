@@ -9,7 +9,8 @@ import structlog
 from shared.errors import ConfigError
 from shared.flags import Flags, is_posting_allowed
 from shared.service import ServiceContext, ServiceParts
-from shared.x.port import XAccount, XLoggedOut
+from shared.x.factory import Submitted, open_account
+from shared.x.port import XAccount
 
 from .config import PosterSettings
 from .domain import INTERESTED, PosterState
@@ -22,19 +23,19 @@ class Accounts:
     """The browser account (live) and the simulated one (shadow), each opened on first use and kept open:
     one persistent browser context for the service's life. Synthetic content only ever gets the simulator."""
 
-    def __init__(self, settings: PosterSettings, clock: Any) -> None:
+    def __init__(self, settings: PosterSettings, clock: Any, on_submitted: Submitted | None = None) -> None:
         self.s = settings
         self.clock = clock
+        #: TEST ONLY: the crash matrix's after_click point (set when XBOT_TEST_CRASH_AT=after_click)
+        self.on_submitted = on_submitted
         self._live: XAccount | None = None
         self._sim: XAccount | None = None
 
     async def get(self, simulated: bool) -> XAccount:
         if simulated:
             if self._sim is None:
-                from shared.x.simulator import SimulatedX
-
-                self._sim = SimulatedX(
-                    username=self.s.username() or "xbot_shadow", seed=self.s.SHADOW_SEED, now=self.clock.now
+                self._sim = await open_account(
+                    self.s, simulated=True, now=self.clock.now, on_submitted=self.on_submitted
                 )
             return self._sim
         changed = getattr(self._live, "session_changed_on_disk", None)
@@ -43,32 +44,8 @@ class Accounts:
             log.info("x_session_file_changed", path=self.s.X_SESSION_FILE, detail="reopening the browser")
             await self.reset_live()
         if self._live is None:
-            self._live = await self._open_browser()
+            self._live = await open_account(self.s, simulated=False, on_submitted=self.on_submitted)
         return self._live
-
-    async def _open_browser(self) -> XAccount:
-        s = self.s
-        if not s.username():
-            raise XLoggedOut("X_USERNAME is not set: the browser cannot know whose timeline is ours")
-        from shared.x.browser import PlaywrightX  # Playwright is only imported in live mode
-
-        x = PlaywrightX(
-            username=s.username(),
-            base_url=s.X_BASE_URL,
-            chromium_path=s.CHROMIUM_PATH or None,
-            headless=s.X_HEADLESS,
-            session_file=s.X_SESSION_FILE or None,
-            session_b64=s.X_SESSION_B64 or None,
-            artifacts_dir=s.artifacts_dir(),
-            dwell_ms=(s.X_DWELL_MIN_MS, max(s.X_DWELL_MIN_MS, s.X_DWELL_MAX_MS)),
-            timeout_ms=s.X_TIMEOUT_MS,
-        )
-        try:
-            await x.start()
-        except BaseException:
-            await x.close()
-            raise
-        return x
 
     async def reset_live(self) -> None:
         live, self._live = self._live, None
@@ -141,6 +118,8 @@ async def build(ctx: ServiceContext) -> ServiceParts:
         claim_subject=claim_subject,
         catch_up=catch_up,
     )
+    if s.XBOT_TEST_CRASH_AT == "after_click":
+        accounts.on_submitted = poster.after_click
 
     def health() -> dict[str, Any]:
         f = ctx.flags.current()

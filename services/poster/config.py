@@ -3,21 +3,14 @@ rate limits, REQUIRE_APPROVAL, X_COOLDOWN_MINUTES...) are not settings: they com
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 from pydantic import Field
 
-from shared.config import CommonSettings
+from shared.x.settings import XSettings
 
 CRASH_POINTS = ("after_claim", "after_click", "after_readback")
 
 
-def _default_chromium() -> str:
-    return "/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else ""
-
-
-class PosterSettings(CommonSettings):
+class PosterSettings(XSettings):
     POSTING_INTERVAL_MINUTES: float = Field(5.0, ge=0)  # 0 = no schedule (admin trigger only)
     POSTING_BATCH: int = Field(5, ge=1, le=100)
     POSTING_MAX_ATTEMPTS: int = Field(3, ge=1, le=10)
@@ -33,22 +26,6 @@ class PosterSettings(CommonSettings):
     RECONCILE_ATTENTION_MINUTES: float = Field(60.0, gt=0)
     #: a 429 without X's reset header pauses posting this long, doubling with each 429 in a row
     RATE_LIMIT_BACKOFF_SECONDS: float = Field(60.0, gt=0)
-    X_BASE_URL: str = Field("https://x.com", pattern=r"^https?://[^\s/]+(:[0-9]+)?/?$")
-    X_USERNAME: str = Field("", pattern=r"^@?[A-Za-z0-9_]{0,15}$")
-    X_SESSION_FILE: str = ""  # a Playwright storage_state with auth_token + ct0 (refreshed after each post)
-    X_SESSION_B64: str = ""  # the same, base64, when no file is at hand
-    CHROMIUM_PATH: str = Field(default_factory=_default_chromium)  # empty: Playwright's own browser
-    X_HEADLESS: bool = True
-    X_ARTIFACTS_DIR: str = ""  # screenshots + HTML of failed pages; default $XBOT_HOME/artifacts/x
-    X_DWELL_MIN_MS: int = Field(600, ge=0)  # human-like pauses between steps
-    X_DWELL_MAX_MS: int = Field(2200, ge=0)
-    X_TIMEOUT_MS: int = Field(30_000, ge=1000)
     #: TEST ONLY: kill -9 this process at one point of a post (after_claim | after_click | after_readback),
     #: so the crash matrix can prove at-most-once. Never set it in a deployment.
     XBOT_TEST_CRASH_AT: str = Field("", pattern=r"^(|after_claim|after_click|after_readback)$")
-
-    def username(self) -> str:
-        return self.X_USERNAME.lstrip("@")
-
-    def artifacts_dir(self) -> Path:
-        return Path(self.X_ARTIFACTS_DIR or Path(self.XBOT_HOME).expanduser() / "artifacts" / "x")

@@ -268,7 +268,7 @@ class Poster:
         for i in range(len(ids), len(texts)):
             parent = ids[-1] if ids else (view.target_tweet_id if view.is_reply else None)
             try:
-                posted = await x.post(texts[i], in_reply_to=parent, after_click=self._after_click)
+                posted = await x.post(texts[i], in_reply_to=parent)
                 if not simulated and not is_valid_tweet_id(posted.tweet_id):
                     raise XPostInDoubt(
                         f"the adapter answered {posted.tweet_id!r}, which is not an X tweet id"
@@ -657,7 +657,8 @@ class Poster:
             log.warning(f"TEST ONLY: XBOT_TEST_CRASH_AT={point}: killing the poster process now")
             self._crash()
 
-    async def _after_click(self) -> None:
+    async def after_click(self) -> None:
+        """TEST ONLY: the adapters' ``on_submitted`` hook when XBOT_TEST_CRASH_AT=after_click (the bootstrap wires it)."""
         if self.policy.crash_at == "after_click":
             await asyncio.sleep(self.policy.crash_settle_seconds)  # let the click's request reach X
             self._crash_point("after_click")

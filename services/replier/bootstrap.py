@@ -10,7 +10,7 @@ from shared.errors import ConfigError
 from shared.events import Command
 from shared.learning.predictors import predict_er
 from shared.service import ServiceContext, ServiceParts
-from shared.x.opener import browser_opener
+from shared.x.factory import browser_opener, simulated_account
 
 from .config import ReplierSettings
 from .domain import parse_list
@@ -24,7 +24,6 @@ async def build(ctx: ServiceContext) -> ServiceParts:
 
 async def wire(ctx: ServiceContext) -> tuple[ReplyDeps, ServiceParts]:
     """The replier's dependencies and its parts (tests use the dependencies directly)."""
-    from shared.x.simulator import SimulatedX
 
     s: ReplierSettings = ctx.settings
     flags = ctx.flags.current()
@@ -50,7 +49,7 @@ async def wire(ctx: ServiceContext) -> tuple[ReplyDeps, ServiceParts]:
         publish=ctx.publish_and_apply,
         local=local,
         live=live.current,
-        simulated_x=SimulatedX(username=own, seed=s.SHADOW_SEED, now=ctx.clock.now),
+        simulated_x=simulated_account(s, now=ctx.clock.now),
         open_live_x=browser_opener(s) if s.username() else None,
         own_username=own,
         accounts=parse_list(s.REPLY_TARGET_ACCOUNTS),

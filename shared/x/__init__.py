@@ -1,12 +1,12 @@
 """The X account port and its adapters.
 
 `shared.x.port` (types and errors) and `shared.x.parsing` are re-exported here; import the adapters
-explicitly: `shared.x.browser.PlaywrightX` (real Chromium), `shared.x.simulator.SimulatedX` (shadow mode).
+explicitly: `shared.x.browser.PlaywrightX` (real Chromium), `shared.x.simulator.SimulatedX` (shadow mode), or
+build the one a mode needs with `shared.x.factory.open_account`; their settings are `shared.x.settings.XSettings`.
 """
 
 from shared.x.parsing import is_valid_tweet_id, parse_count
 from shared.x.port import (
-    AfterClick,
     Posted,
     TweetMetrics,
     TweetView,
@@ -24,7 +24,6 @@ from shared.x.port import (
 )
 
 __all__ = [
-    "AfterClick",
     "Posted",
     "TweetMetrics",
     "TweetView",

@@ -40,7 +40,6 @@ from shared.x.parsing import (
     tweet_from_article,
 )
 from shared.x.port import (
-    AfterClick,
     Posted,
     TweetMetrics,
     TweetView,
@@ -365,6 +364,7 @@ class PlaywrightX:
         user_agent: str | None = None,
         autosave: bool = True,
         rng: random.Random | None = None,
+        on_submitted: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         if not username:
             raise ValueError("username is required")
@@ -392,6 +392,9 @@ class PlaywrightX:
         self._user_agent = user_agent
         self._autosave = autosave
         self._rng = rng or random.Random()
+        #: runs right after the post button is clicked, before X's answer is read (the crash matrix's TEST-ONLY
+        #: hook); a plain attribute so a test can set it on a running adapter
+        self.on_submitted = on_submitted
         self._pw: Playwright | None = None
         self._ctx: BrowserContext | None = None
         self._lock = asyncio.Lock()
@@ -506,16 +509,14 @@ class PlaywrightX:
 
     # ---------------------------------------------------------------------------------------- the port
 
-    async def post(
-        self, text: str, *, in_reply_to: str | None = None, after_click: AfterClick | None = None
-    ) -> Posted:
+    async def post(self, text: str, *, in_reply_to: str | None = None) -> Posted:
         if not text.strip():
             raise XError("refusing to post an empty text", code="empty_text")
         if in_reply_to is not None and not is_valid_tweet_id(in_reply_to):
             raise XError(f"in_reply_to {in_reply_to!r} is not an X tweet id", code="bad_reply_target")
 
         async def op(page: Page, api: _ApiWatcher) -> Posted:
-            return await self._post(page, api, text, in_reply_to, after_click)
+            return await self._post(page, api, text, in_reply_to, self.on_submitted)
 
         return await self._run("post", op)
 
@@ -807,7 +808,7 @@ class PlaywrightX:
         api: _ApiWatcher,
         text: str,
         in_reply_to: str | None,
-        after_click: AfterClick | None,
+        after_click: Callable[[], Awaitable[None]] | None,
     ) -> Posted:
         if in_reply_to is None:
             await self._goto(page, api, sel.COMPOSE_PATH)

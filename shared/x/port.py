@@ -8,13 +8,10 @@ parsing messages.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 import msgspec
-
-AfterClick = Callable[[], Awaitable[None]]
 
 
 class Posted(msgspec.Struct, frozen=True, kw_only=True):
@@ -160,9 +157,7 @@ class XAccount(Protocol):
     @property
     def username(self) -> str: ...
 
-    async def post(
-        self, text: str, *, in_reply_to: str | None = None, after_click: AfterClick | None = None
-    ) -> Posted: ...
+    async def post(self, text: str, *, in_reply_to: str | None = None) -> Posted: ...
 
     async def read_own_timeline(self, limit: int = 50) -> list[TweetView]: ...
 

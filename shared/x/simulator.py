@@ -21,7 +21,6 @@ import msgspec
 
 from shared.gates.text import normalize_for_hash
 from shared.x.port import (
-    AfterClick,
     Posted,
     TweetMetrics,
     TweetView,
@@ -106,18 +105,21 @@ class SimulatedX:
         *,
         username: str = "xbot_shadow",
         seed: int = 0,
-        now: Callable[[], datetime] = _utc_now,
+        now: Callable[[], datetime] | None = None,
         metrics_fn: MetricsFn | None = None,
         authors: tuple[str, ...] = DEFAULT_AUTHORS,
         bucket_minutes: int = 60,
         lookback_minutes: int = 180,
         store: SimStore | None = None,
+        on_submitted: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         if bucket_minutes <= 0 or lookback_minutes < 0:
             raise ValueError("bucket_minutes must be > 0 and lookback_minutes >= 0")
         self._username = username.lstrip("@")
         self._seed = seed
-        self._now = now
+        self._now = now or _utc_now
+        #: runs right after a post is handed to X, before its answer (the crash matrix's TEST-ONLY hook)
+        self.on_submitted = on_submitted
         self._metrics_fn = metrics_fn
         self._authors = tuple(a for a in authors if a.lower() != self._username.lower()) or DEFAULT_AUTHORS
         self._bucket = timedelta(minutes=bucket_minutes)
@@ -160,9 +162,8 @@ class SimulatedX:
     async def save_session(self) -> None:
         return None
 
-    async def post(
-        self, text: str, *, in_reply_to: str | None = None, after_click: AfterClick | None = None
-    ) -> Posted:
+    async def post(self, text: str, *, in_reply_to: str | None = None) -> Posted:
+        after_click = self.on_submitted
         self._check_open()
         if not text.strip():
             raise XError("refusing to post an empty text", code="empty_text")
@@ -228,7 +229,9 @@ class SimulatedX:
         self._fail_if_injected("read_account_tweets")
         name = username.lstrip("@")
         if name.lower() == self._username.lower():
-            return await self.read_own_timeline(limit)
+            # the profile, like X's: our posts, not our replies (those are on .../with_replies)
+            own = [self.store.tweets[i] for i in reversed(self.store.own)]
+            return [t for t in own if t.in_reply_to is None][: max(0, limit)]
         return self._invent("account", name, limit, authors=(name,), topics=DEFAULT_TOPICS)
 
     async def search(self, query: str, limit: int = 20) -> list[TweetView]:

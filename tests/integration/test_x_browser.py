@@ -135,7 +135,7 @@ async def test_reply_to_a_missing_tweet_is_refused_before_any_click(
 
 
 @needs_chromium
-async def test_after_click_hook_runs_once_the_post_is_submitted(
+async def test_on_submitted_hook_runs_once_the_post_is_submitted(
     x: PlaywrightX, imitation: XImitation
 ) -> None:
     """The crash matrix kills the poster in this hook: X has the tweet, the poster has no id."""
@@ -150,8 +150,12 @@ async def test_after_click_hook_runs_once_the_post_is_submitted(
                 raise Crash
             await asyncio.sleep(0.02)
 
-    with pytest.raises(Crash):
-        await x.post(text, after_click=crash)
+    x.on_submitted = crash
+    try:
+        with pytest.raises(Crash):
+            await x.post(text)
+    finally:
+        x.on_submitted = None
     assert imitation.state.count_text(text) == 1
     timeline = await x.read_own_timeline(limit=10)
     assert [t.text for t in timeline].count(text) == 1

@@ -28,7 +28,6 @@ from shared.events import (
 from shared.flags import Flags
 from shared.gates.text import normalize_for_hash
 from shared.x.port import (
-    AfterClick,
     Posted,
     TweetView,
     XAutomatedError,
@@ -88,9 +87,7 @@ class FakeX:
             self.hidden.add(t.tweet_id)
         return t
 
-    async def post(
-        self, text: str, *, in_reply_to: str | None = None, after_click: AfterClick | None = None
-    ) -> Posted:
+    async def post(self, text: str, *, in_reply_to: str | None = None) -> Posted:
         self.posts.append((text, in_reply_to))
         if self.failures:
             exc, created = self.failures.pop(0)
@@ -98,8 +95,6 @@ class FakeX:
                 self._store(text, in_reply_to)
             raise exc
         t = self._store(text, in_reply_to)
-        if after_click is not None:
-            await after_click()
         tid = self.bad_id or t.tweet_id
         return Posted(tweet_id=tid, url=f"https://x.test/{self.username}/status/{tid}")
 
@@ -779,12 +774,12 @@ async def test_interrupted_thread_resumes_after_the_last_posted_part(world):
     orig_post = live.post
     calls = {"n": 0}
 
-    async def flaky(text, *, in_reply_to=None, after_click=None):
+    async def flaky(text, *, in_reply_to=None):
         calls["n"] += 1
         if calls["n"] == 2:
             live.posts.append((text, in_reply_to))
             raise XTimeout("no compose box")
-        return await orig_post(text, in_reply_to=in_reply_to, after_click=after_click)
+        return await orig_post(text, in_reply_to=in_reply_to)
 
     live.post = flaky  # type: ignore[method-assign]
     assert (await r.run())["posted"] == 1

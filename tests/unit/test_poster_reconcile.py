@@ -61,11 +61,11 @@ def lose_answer_of(live, kind: str) -> None:
         orig = live.post
         calls = {"n": 0}
 
-        async def second_lost(text, *, in_reply_to=None, after_click=None):
+        async def second_lost(text, *, in_reply_to=None):
             calls["n"] += 1
             if calls["n"] == 2:
                 live.fail_next(XPostInDoubt("answer lost"), created=True)
-            return await orig(text, in_reply_to=in_reply_to, after_click=after_click)
+            return await orig(text, in_reply_to=in_reply_to)
 
         live.post = second_lost
     else:

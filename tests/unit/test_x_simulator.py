@@ -77,14 +77,15 @@ async def test_timeline_is_newest_first_and_replies_keep_their_parent() -> None:
     assert await x.read_own_timeline(limit=1) == timeline[:1]
 
 
-async def test_after_click_runs_after_the_tweet_exists() -> None:
+async def test_on_submitted_runs_after_the_tweet_exists() -> None:
     x = make()
     seen: list[int] = []
 
     async def hook() -> None:
         seen.append(len(await x.read_own_timeline()))
 
-    await x.post("hello", after_click=hook)
+    x.on_submitted = hook
+    await x.post("hello")
     assert seen == [1]
 
 
@@ -166,13 +167,14 @@ async def test_injected_failures_mirror_x_answers() -> None:
     async def hook() -> None:
         clicks.append("click")
 
+    x.on_submitted = hook
     x.inject_failure(XAutomatedError("226"))
     with pytest.raises(XAutomatedError):
-        await x.post("refused", after_click=hook)
+        await x.post("refused")
     assert clicks == ["click"] and await x.read_own_timeline() == []
     x.inject_failure(XLoggedOut("gone"))
     with pytest.raises(XLoggedOut):
-        await x.post("never clicked", after_click=hook)
+        await x.post("never clicked")
     assert clicks == ["click"]
     x.inject_failure(XUnavailable("down"), op="search")
     with pytest.raises(XUnavailable):
