@@ -91,8 +91,11 @@ async def replier(bus: JetStreamBus, env: dict[str, str], x: Any = None) -> Asyn
 
 
 def live_env(srv: FakeOpenAIServer, **extra: str) -> dict[str, str]:
+    # The imitation answers with the synthetic templates, some of which claim results no account's facts hold;
+    # with REQUIRE_APPROVAL=true the claims gate queues those for a person instead of skipping them, so these
+    # tests of the reply pipeline see every draft queued (the claims gate has its own tests).
     return {"MODE": "live", "OPENAI_API_KEY": "test-key", "OPENAI_BASE_URL": srv.base_url, "LLM_TIMEOUT_SECONDS": "5",
-            **extra}
+            "REQUIRE_APPROVAL": "true", **extra}
 
 
 async def events_of(bus: JetStreamBus, *types: str) -> list[Any]:
