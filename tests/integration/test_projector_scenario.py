@@ -364,7 +364,10 @@ async def test_seed_database_check_answers_as_the_seed_shows(bus, database_url) 
         assert usage[3]["failure_reason"] == "rate_limited"
         counters = {(r[0], r[1]): r[2] for r in await conn.fetch("SELECT name, key, value FROM gateway_counters")}
         assert counters == {("posts_attempted", ""): 9, ("post_skipped", "posting_disabled"): 3,
-                            ("bandit_arms_updated", ""): 6}
+                            ("bandit_arms_updated", ""): 6,
+                            # real drafts queued, by type: singles 1-3, 7-9, 11, 12; replies 6, 10; thread 5
+                            ("real_drafts_queued", "single"): 8, ("real_drafts_queued", "reply"): 2,
+                            ("real_drafts_queued", "thread"): 1}
         assert await conn.fetchval("SELECT last_seq FROM projection_offsets WHERE projector='gateway'") == p.position
     finally:
         await conn.close()
