@@ -17,7 +17,7 @@ async def bench_consume(ctx: Ctx) -> list[Row]:
     from nats.js import api
 
     ctx.progress("baseline: raw durable pull, batch 1000, ack()")
-    psub = await bus.js.pull_subscribe(f"{bus.names.evt_prefix}.>", durable="raw", stream=bus.names.events_stream,
+    psub = await bus.js.pull_subscribe(bus.names.all_events, durable="raw", stream=bus.names.events_stream,
                                        config=api.ConsumerConfig(max_ack_pending=20_000))
     t0 = time.perf_counter()
     got = 0
@@ -38,7 +38,7 @@ async def bench_consume(ctx: Ctx) -> list[Row]:
             done.set()
 
     t0 = time.perf_counter()
-    c = await bus.consume("ours", f"{bus.names.evt_prefix}.>", handler,
+    c = await bus.consume("ours", bus.names.all_events, handler,
                           policy=ConsumerPolicy(batch=1000, concurrency=64, fetch_timeout_s=1))
     await asyncio.wait_for(done.wait(), 600)
     ours = n / (time.perf_counter() - t0)

@@ -34,7 +34,7 @@ async def bench_replay(ctx: Ctx) -> list[Row]:
             done.set()
 
     t0 = time.perf_counter()
-    sub = await bus.js.subscribe(f"{bus.names.evt_prefix}.>", ordered_consumer=True, cb=on_msg,
+    sub = await bus.js.subscribe(bus.names.all_events, ordered_consumer=True, cb=on_msg,
                                  pending_msgs_limit=n + 1000, pending_bytes_limit=4 * 1024 * 1024 * 1024)
     async with asyncio.timeout(600):
         await done.wait()

@@ -54,6 +54,18 @@ class ServiceContext:
             await self.projection.wait_for(seq)
         return seq
 
+    async def catch_up(
+        self, aggregate: str | None = None, aggregate_id: str | None = None, *, timeout: float = 60.0
+    ) -> None:
+        """Make our projection at least as new as the log -- all of it, or one aggregate instance's history
+        (e.g. ``catch_up("decision", id)``) -- before deciding on it. The one catch-up every service uses."""
+        if self.projection is None:
+            return
+        subject = self.bus.names.history(aggregate, aggregate_id) if aggregate and aggregate_id else None
+        seq = await self.bus.last_seq(subject)
+        if seq > self.projection.applied_seq:
+            await self.projection.wait_for(seq, timeout=timeout)
+
     async def publish_many_and_apply(self, events: list[Any]) -> list[int]:
         """Publish many events pipelined (acks awaited together), then wait once until our own projection has
         applied the last of them (read-your-writes for the whole batch)."""
@@ -63,6 +75,10 @@ class ServiceContext:
         if self.projection is not None:
             await self.projection.wait_for(max(seqs))
         return seqs
+
+
+#: how a job command is consumed: one at a time, redelivered up to ``max_deliver`` times after a failure
+JOB_POLICY = ConsumerPolicy(batch=1, concurrency=1, max_deliver=3, ack_wait_s=60, retry_base_delay_s=2)
 
 
 @dataclass
@@ -136,7 +152,7 @@ class ServiceRuntime:
                     command_subject(job, prefix=ctx.bus.names.cmd_prefix),
                     self._job_runner(job, handler),
                     stream="commands",
-                    policy=ConsumerPolicy(batch=1, concurrency=1, max_deliver=3, ack_wait_s=60, retry_base_delay_s=2),
+                    policy=JOB_POLICY,
                 )
             )
         for job, interval in parts.schedules.items():
@@ -189,8 +205,8 @@ class ServiceRuntime:
                 counts = await handler(cmd) or {}
             except Exception as exc:
                 status, detail = "failed", f"{type(exc).__name__}: {exc}"
-                if d.num_delivered < 3:
-                    raise
+                if d.num_delivered < JOB_POLICY.max_deliver:
+                    raise  # redelivered; the last delivery records the failure instead
                 log.exception("job failed", job=job, run_id=cmd.run_id)
             finally:
                 unbind_job()

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from shared.bus import ReadItem
+from shared.bus import ReadItem, after
 from shared.events import Command, ModelUpdated, OutcomeRecorded
 from shared.service import ServiceContext, ServiceParts
 
 from .config import LearnerSettings
-from .domain import INTERESTED, MODEL_SCOPE, LearnerState, evolve
+from .domain import INTERESTED, LearnerState, evolve
 from .handlers import LearnerDeps, OutcomeTrigger, learn_job
 from .predictors import fit_predictors
 
@@ -28,18 +28,13 @@ async def build(ctx: ServiceContext) -> ServiceParts:
             trigger.notify()
 
     async def publish_model(model: ModelUpdated, expected_seq: int) -> int:
-        seq = await bus.publish(
-            model,
-            expected_last_subject_seq=expected_seq,
-            expected_subject=f"{bus.names.evt_prefix}.model.{MODEL_SCOPE}.*",
-        )
+        seq = await bus.publish(model, expect=after(expected_seq))
         if ctx.projection is not None:
             await ctx.projection.wait_for(seq)
         return seq
 
     async def catch_up() -> None:
-        if ctx.projection is not None:
-            await ctx.projection.wait_for(await bus.last_seq())
+        await ctx.catch_up(timeout=10.0)
 
     deps = LearnerDeps(
         state=state,

@@ -93,19 +93,8 @@ async def build(ctx: ServiceContext) -> ServiceParts:
         )
     state = PosterState()
     accounts = Accounts(s, ctx.clock)
-    prefix = ctx.bus.names.evt_prefix
-
-    def claim_subject(decision_id: str) -> str:
-        return f"{prefix}.decision.{decision_id}.*"
-
     async def catch_up(decision_id: str | None) -> None:
-        """Make our projection at least as new as the log (for one decision, or all of it) before deciding."""
-        projection = ctx.projection
-        if projection is None:
-            return
-        seq = await ctx.bus.last_seq(claim_subject(decision_id) if decision_id else None)
-        if seq > projection.applied_seq:
-            await projection.wait_for(seq)
+        await ctx.catch_up("decision", decision_id)
 
     poster = Poster(
         state=state,
@@ -115,7 +104,6 @@ async def build(ctx: ServiceContext) -> ServiceParts:
         accounts=accounts,
         policy=policy_of(s),
         poster_id=ctx.instance_id,
-        claim_subject=claim_subject,
         catch_up=catch_up,
     )
     if s.XBOT_TEST_CRASH_AT == "after_click":

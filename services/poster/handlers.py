@@ -35,7 +35,7 @@ from typing import Any, Protocol
 
 import structlog
 
-from shared.bus import WrongSequence
+from shared.bus import Expect, WrongSequence, after
 from shared.clock import Clock
 from shared.events import (
     Command,
@@ -78,7 +78,7 @@ REFUSED = "refused"
 
 class Publish(Protocol):
     async def __call__(
-        self, event: Event, *, expected_last_subject_seq: int | None = ..., expected_subject: str | None = ...
+        self, event: Event, *, expect: Expect | None = ...
     ) -> int: ...
 
 
@@ -107,7 +107,6 @@ class Poster:
         accounts: XAccounts,
         policy: PostingPolicy,
         poster_id: str,
-        claim_subject: Callable[[str], str],
         catch_up: Callable[[str | None], Awaitable[None]] | None = None,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
         crash: Callable[[], None] = kill_self,
@@ -119,7 +118,6 @@ class Poster:
         self.accounts = accounts
         self.policy = policy
         self.poster_id = poster_id
-        self.claim_subject = claim_subject
         self.catch_up = catch_up or _no_catch_up
         self.sleep = sleep
         self._crash = crash
@@ -253,9 +251,7 @@ class Poster:
             simulated=simulated,
         )
         try:
-            await self.publish(
-                claim, expected_last_subject_seq=view.last_seq, expected_subject=self.claim_subject(did)
-            )
+            await self.publish(claim, expect=after(view.last_seq))
         except WrongSequence:
             if optimistic:
                 return REFUSED  # our view was behind the log: the caller catches up and looks again

@@ -1,14 +1,17 @@
 """The bus: JetStream client, consumer loop, ack policy, projection runner, in-memory fake."""
 
 from .core import (
+    FIRST_EVENT,
     Bus,
     BusNames,
     ConsumerPolicy,
     Delivered,
+    Expect,
     Poison,
     Retry,
     StreamSettings,
     WrongSequence,
+    after,
     subject_matches,
 )
 from .jetstream import CAUGHT_UP, JetStreamBus, ReadItem, wait_until
@@ -16,6 +19,6 @@ from .memory import InMemoryBus
 from .projection import Projection
 
 __all__ = [
-    "Bus", "BusNames", "ConsumerPolicy", "Delivered", "Poison", "Retry", "StreamSettings", "WrongSequence",
+    "Bus", "BusNames", "ConsumerPolicy", "Delivered", "Expect", "FIRST_EVENT", "after", "Poison", "Retry", "StreamSettings", "WrongSequence",
     "subject_matches", "CAUGHT_UP", "JetStreamBus", "ReadItem", "wait_until", "Projection", "InMemoryBus",
 ]

@@ -12,6 +12,7 @@ from ..events.subjects import (
     CMD_PREFIX,
     DLQ_PREFIX,
     EVT_PREFIX,
+    aggregate_subjects,
 )
 
 
@@ -48,6 +49,19 @@ class BusNames:
     @property
     def dlq_prefix(self) -> str:
         return DLQ_PREFIX.replace("xbot", self.namespace, 1)
+
+    @property
+    def all_events(self) -> str:
+        """Every event of this namespace: ``<ns>.evt.>``."""
+        return f"{self.evt_prefix}.>"
+
+    def history(self, aggregate: str, aggregate_id: str) -> str:
+        """Every event of one aggregate instance (e.g. one decision): ``<ns>.evt.<aggregate>.<id>.*``."""
+        return aggregate_subjects(aggregate, aggregate_id, prefix=self.evt_prefix)
+
+    def history_of(self, event: Event) -> str:
+        """The subjects of ``event``'s aggregate instance (what a publish guard is checked against)."""
+        return self.history(event.aggregate, event.aggregate_id)
 
     def bucket(self, base: str) -> str:
         """KV bucket names: ``flags`` -> ``xbot_flags``."""
@@ -92,6 +106,28 @@ class Poison(Exception):
     def __init__(self, reason: str):
         super().__init__(reason)
         self.reason = reason
+
+
+@dataclass(frozen=True)
+class Expect:
+    """A publish guard, as data: write the event only if the last event of its aggregate instance has sequence
+    ``last_seq`` (0: the aggregate has no event yet). The bus derives the subjects it checks from the event, and
+    the server refuses a write that loses (``WrongSequence``): of two racing writers exactly one wins."""
+
+    last_seq: int
+
+    def __post_init__(self) -> None:
+        if self.last_seq < 0:
+            raise ValueError(f"last_seq must be >= 0, not {self.last_seq}")
+
+
+#: the guard "this aggregate has no event yet" (a decision's first event, drafted by one replica only)
+FIRST_EVENT = Expect(0)
+
+
+def after(seq: int) -> Expect:
+    """The guard "the aggregate's last event is still the one at ``seq``" (optimistic concurrency)."""
+    return Expect(seq)
 
 
 class WrongSequence(Exception):
@@ -148,12 +184,8 @@ class Bus(Protocol):
     names: BusNames
 
     async def ensure(self) -> None: ...
-    async def publish(
-        self, event: Event, *, expected_last_subject_seq: int | None = None, expected_subject: str | None = None
-    ) -> int: ...
-    async def publish_begin(
-        self, event: Event, *, expected_last_subject_seq: int | None = None, expected_subject: str | None = None
-    ) -> asyncio.Future[int]: ...
+    async def publish(self, event: Event, *, expect: Expect | None = None) -> int: ...
+    async def publish_begin(self, event: Event, *, expect: Expect | None = None) -> asyncio.Future[int]: ...
     async def publish_many(self, events: list[Event]) -> list[int]: ...
     async def publish_command(self, command: Any, *, msg_id: str | None = None) -> int: ...
     async def publish_raw(self, subject: str, data: bytes, headers: dict[str, str] | None = None) -> int: ...

@@ -24,6 +24,7 @@ from .core import (
     ConsumerPolicy,
     Decoder,
     Delivered,
+    Expect,
     Handler,
     Poison,
     Retry,
@@ -55,14 +56,13 @@ class ReadItem(msgspec.Struct, gc=False):
 CAUGHT_UP = ReadItem(0, "", b"", caught_up=True)
 
 
-def publish_headers(event: Event, expected_last_subject_seq: int | None, expected_subject: str | None) -> dict[str, str]:
-    """``Nats-Msg-Id`` = the event id (the server drops a repeat within the duplicate window), and the expected
-    last sequence on ``expected_subject`` when one is given."""
+def publish_headers(event: Event, expect: Expect | None, names: BusNames) -> dict[str, str]:
+    """``Nats-Msg-Id`` = the event id (the server drops a repeat within the duplicate window), and, with a guard,
+    the expected last sequence over the subjects of the event's aggregate instance."""
     headers = {"Nats-Msg-Id": event.event_id}
-    if expected_last_subject_seq is not None:
-        headers["Nats-Expected-Last-Subject-Sequence"] = str(expected_last_subject_seq)
-        if expected_subject:
-            headers["Nats-Expected-Last-Subject-Sequence-Subject"] = expected_subject
+    if expect is not None:
+        headers["Nats-Expected-Last-Subject-Sequence"] = str(expect.last_seq)
+        headers["Nats-Expected-Last-Subject-Sequence-Subject"] = names.history_of(event)
     return headers
 
 
@@ -218,7 +218,7 @@ class JetStreamBus:
         configs = [
             api.StreamConfig(
                 name=n.events_stream,
-                subjects=[f"{n.evt_prefix}.>"],
+                subjects=[n.all_events],
                 retention=api.RetentionPolicy.LIMITS,
                 storage=api.StorageType.FILE,
                 num_replicas=s.replicas,
@@ -279,17 +279,11 @@ class JetStreamBus:
     def subject(self, event: Event) -> str:
         return subject_of(event, prefix=self.names.evt_prefix)
 
-    async def publish(
-        self,
-        event: Event,
-        *,
-        expected_last_subject_seq: int | None = None,
-        expected_subject: str | None = None,
-    ) -> int:
-        """Publish one event with ``Nats-Msg-Id`` = event id. With ``expected_last_subject_seq`` the server
-        refuses the write (``WrongSequence``) unless the last message on ``expected_subject`` (a wildcard over the
-        aggregate's subjects) has exactly that sequence."""
-        headers = publish_headers(event, expected_last_subject_seq, expected_subject)
+    async def publish(self, event: Event, *, expect: Expect | None = None) -> int:
+        """Publish one event with ``Nats-Msg-Id`` = event id. With a guard (``expect``) the server refuses the
+        write (``WrongSequence``) unless the last message over the event's aggregate subjects has exactly the
+        expected sequence."""
+        headers = publish_headers(event, expect, self.names)
         try:
             ack = await self.js.publish(self.subject(event), encode(event), headers=headers, timeout=10)
         except BadRequestError as exc:
@@ -298,18 +292,12 @@ class JetStreamBus:
             raise
         return ack.seq
 
-    async def publish_begin(
-        self,
-        event: Event,
-        *,
-        expected_last_subject_seq: int | None = None,
-        expected_subject: str | None = None,
-    ) -> asyncio.Future[int]:
+    async def publish_begin(self, event: Event, *, expect: Expect | None = None) -> asyncio.Future[int]:
         """``publish`` without waiting for the server's ack: the message is on the wire (in order with every
         later publish on this connection) when this returns; the future gives its sequence, or raises as
         ``publish`` would (``WrongSequence``...). The caller awaits it, with a timeout, before it reports the
         event written."""
-        headers = publish_headers(event, expected_last_subject_seq, expected_subject)
+        headers = publish_headers(event, expect, self.names)
         return await self.acks.send(self.subject(event), encode(event), headers)
 
     async def publish_many(self, events: list[Event]) -> list[int]:
@@ -367,7 +355,7 @@ class JetStreamBus:
     async def aggregate_history(self, aggregate: str, aggregate_id: str) -> list[ReadItem]:
         """Every event of one aggregate (e.g. one decision's timeline), in order."""
         items = []
-        async for item in self.read(f"{self.names.evt_prefix}.{aggregate}.{aggregate_id}.*"):
+        async for item in self.read(self.names.history(aggregate, aggregate_id)):
             items.append(item)
         return items
 
@@ -388,11 +376,11 @@ class JetStreamBus:
 
         Caught up means: a message at or past the end of the log as it was when the read started (by sequence;
         a push consumer's pending count can read 0 while messages are still on their way to us)."""
-        subject = filter_subject or f"{self.names.evt_prefix}.>"
+        subject = filter_subject or self.names.all_events
         feed = self._ordered_feed(subject, from_seq=max(1, from_seq), since=since)
         try:
             info = await feed.start()
-            target = await self.last_seq(None if subject == f"{self.names.evt_prefix}.>" else subject)
+            target = await self.last_seq(None if subject == self.names.all_events else subject)
             caught_up = (since is None and target < max(1, from_seq)) or feed.took_everything(info)
             if caught_up:
                 yield CAUGHT_UP

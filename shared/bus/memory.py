@@ -22,6 +22,7 @@ from .core import (
     ConsumerPolicy,
     Decoder,
     Delivered,
+    Expect,
     Handler,
     Poison,
     Retry,
@@ -164,17 +165,14 @@ class InMemoryBus:
             stream.changed.notify_all()
         return seq
 
-    async def publish(self, event: Event, *, expected_last_subject_seq: int | None = None,
-                      expected_subject: str | None = None) -> int:
-        headers = publish_headers(event, expected_last_subject_seq, expected_subject)
+    async def publish(self, event: Event, *, expect: Expect | None = None) -> int:
+        headers = publish_headers(event, expect, self.names)
         return await self._append(self.events, self.subject(event), encode(event), headers)
 
-    async def publish_begin(self, event: Event, *, expected_last_subject_seq: int | None = None,
-                            expected_subject: str | None = None) -> asyncio.Future[int]:
+    async def publish_begin(self, event: Event, *, expect: Expect | None = None) -> asyncio.Future[int]:
         seq: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         try:
-            seq.set_result(await self.publish(event, expected_last_subject_seq=expected_last_subject_seq,
-                                              expected_subject=expected_subject))
+            seq.set_result(await self.publish(event, expect=expect))
         except Exception as exc:
             seq.set_exception(exc)
         return seq
@@ -207,11 +205,11 @@ class InMemoryBus:
         return max((m.seq for m in self.events.msgs if subject_matches(filter_subject, m.subject)), default=0)
 
     async def aggregate_history(self, aggregate: str, aggregate_id: str) -> list[ReadItem]:
-        return [i async for i in self.read(f"{self.names.evt_prefix}.{aggregate}.{aggregate_id}.*")]
+        return [i async for i in self.read(self.names.history(aggregate, aggregate_id))]
 
     async def read(self, filter_subject: str | None = None, *, from_seq: int = 1, names: frozenset[str] | None = None,
                    follow: bool = False, since: Any = None, decode_events: bool = True) -> AsyncIterator[ReadItem]:
-        filt = filter_subject or f"{self.names.evt_prefix}.>"
+        filt = filter_subject or self.names.all_events
         pos = max(1, from_seq)
         caught_up = False
         while True:

@@ -6,7 +6,17 @@ from datetime import UTC, datetime
 
 import pytest
 
-from shared.bus import ConsumerPolicy, Delivered, Poison, Projection, Retry, WrongSequence, wait_until
+from shared.bus import (
+    FIRST_EVENT,
+    ConsumerPolicy,
+    Delivered,
+    Poison,
+    Projection,
+    Retry,
+    WrongSequence,
+    after,
+    wait_until,
+)
 from shared.events import DecisionApproved, DecisionPostStarted, new_event_id
 
 pytestmark = pytest.mark.integration
@@ -45,24 +55,34 @@ async def test_optimistic_concurrency_loser_gets_error(any_bus) -> None:
     bus = any_bus
     s1 = await bus.publish(approved("d1"))
     await bus.publish(approved("d2"))  # another aggregate moving does not matter
-    subj = f"{bus.names.evt_prefix}.decision.d1.*"
     claims = [
         DecisionPostStarted(event_id=new_event_id(), occurred_at=NOW, decision_id="d1", attempt=1, poster_id=p)
         for p in ("a", "b")
     ]
     results = await asyncio.gather(
-        *[bus.publish(c, expected_last_subject_seq=s1, expected_subject=subj) for c in claims], return_exceptions=True
+        *[bus.publish(c, expect=after(s1)) for c in claims], return_exceptions=True
     )
     assert sum(isinstance(r, int) for r in results) == 1
     assert sum(isinstance(r, WrongSequence) for r in results) == 1
 
 
+async def test_the_guard_is_derived_from_the_event_not_spelled_by_the_caller(any_bus) -> None:
+    """A guard names no subject: it is checked against the event's own aggregate, whatever else moved."""
+    bus = any_bus
+    assert bus.names.history_of(approved("d7")) == f"{bus.names.evt_prefix}.decision.d7.*"
+    await bus.publish(approved("d7"), expect=FIRST_EVENT)
+    await bus.publish(approved("d8"), expect=FIRST_EVENT)  # another decision's first event: allowed
+    with pytest.raises(WrongSequence):
+        await bus.publish(approved("d7"), expect=FIRST_EVENT)
+    with pytest.raises(ValueError):
+        after(-1)
+
+
 async def test_publish_begin_sends_in_order_and_its_future_gives_the_seq_or_wrong_sequence(any_bus) -> None:
     bus = any_bus
-    subj = f"{bus.names.evt_prefix}.decision.d1.*"
-    first = await bus.publish_begin(approved("d1"), expected_last_subject_seq=0, expected_subject=subj)
+    first = await bus.publish_begin(approved("d1"), expect=FIRST_EVENT)
     later = await bus.publish(approved("d2"))  # a plain publish after it: the log keeps the order they were sent
-    refused = await bus.publish_begin(approved("d1"), expected_last_subject_seq=0, expected_subject=subj)
+    refused = await bus.publish_begin(approved("d1"), expect=FIRST_EVENT)
     assert await asyncio.wait_for(first, 5) == 1 and later == 2
     with pytest.raises(WrongSequence):
         await asyncio.wait_for(refused, 5)

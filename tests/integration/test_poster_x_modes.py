@@ -377,7 +377,6 @@ async def test_a_kv_flag_flip_mid_run_stops_the_next_post(bus: JetStreamBus, nat
         accounts=FakeAccounts(live, FakeX()),
         policy=PostingPolicy(),
         poster_id="it",
-        claim_subject=lambda d: f"{bus.names.evt_prefix}.decision.{d}.*",
     )
     try:
         first, second = queued(text("first")), queued(text("second"))

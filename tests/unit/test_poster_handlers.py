@@ -196,7 +196,6 @@ class Rig:
             accounts=self.accounts,
             policy=policy or PostingPolicy(retry_base_seconds=1, retry_inline_max_seconds=10),
             poster_id=name,
-            claim_subject=lambda did: f"{bus.names.evt_prefix}.decision.{did}.*",
             catch_up=self.catch_up,
             sleep=sleep,
         )

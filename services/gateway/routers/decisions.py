@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException, Path, Query, status
 
-from shared.bus import WrongSequence
+from shared.bus import WrongSequence, after
 from shared.events import (
     DecisionApproved,
     DecisionDoubtResolved,
@@ -106,10 +106,7 @@ async def _transition(
             raise HTTPException(status.HTTP_409_CONFLICT, f"decision {decision_id} is {current}, not {when}")
         event = build(form)
         try:
-            seq = await gw.bus.publish(
-                event, expected_last_subject_seq=history[-1].seq,
-                expected_subject=f"{gw.bus.names.evt_prefix}.decision.{form}.*",
-            )
+            seq = await gw.bus.publish(event, expect=after(history[-1].seq))
         except WrongSequence:
             continue
         if gw.projector is not None:
