@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from shared.decisions import LLMSettings
+from shared.llm.writers import LLMSettings
 
 
 class PlannerSettings(LLMSettings):

@@ -15,10 +15,10 @@ For the drafts of a ``plan`` run (no I/O here; the handler does the LLM calls an
    (``MIN_POST_INTERVAL_MINUTES``, or 60 / ``MAX_POSTS_PER_HOUR`` minutes when that is longer, so the poster can
    honour both) from every queued and recent post, and ``MIN_POST_INTERVAL_MINUTES`` from every queued and
    recent reply (replies are not under the hourly cap).
-4. **Judge** (before the slot, which it calls for a draft that passed) -- the gate chain (quality, uniqueness over every queued and posted decision of the window,
-   rotation over the last 7 days), then ``decision.queued`` or ``decision.skipped`` (see
-   ``shared.decisions.judge_draft``), one draft after another, each against the state with the run's earlier
-   drafts applied.
+4. **Judge** (before the slot: the handler slots a draft that passed) -- the gate chain (quality, claims,
+   uniqueness over every queued and posted decision of the window, rotation over the last 7 days), then
+   ``decision.queued`` or ``decision.skipped`` (see ``shared.drafting.judge``), one draft after another, each
+   against the state with the run's earlier drafts applied.
 
 ``predicted_er`` comes from the latest model's ER predictor, ``None`` when there is none (never made up).
 """
@@ -33,7 +33,7 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from shared.decisions import BusyTimes, RecentDecisions, earliest_free, hour_window
+from shared.drafting import BusyTimes, RecentDecisions, earliest_free, hour_window
 from shared.events import ArmState, ModelUpdated
 from shared.flags import Flags
 from shared.gates import GateConfig, RotationWindow

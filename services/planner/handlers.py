@@ -33,22 +33,25 @@ import numpy as np
 import structlog
 
 from shared.bus import WrongSequence
-from shared.decisions import (
-    FeatureValue,
+from shared.drafting import (
+    GateRules,
     Predictor,
+    Proposal,
     RecentDecisions,
-    Writer,
     draft_features,
     first_event_guard,
     judge_draft,
     predicted_er,
     publish_draft,
+    queued_event,
+    skipped_event,
 )
 from shared.events import Command, DecisionQueued, DecisionSkipped, float32_bytes
 from shared.flags import Flags
 from shared.gates import ChainOutcome, ClaimPolicy, format_block_line
 from shared.learning.arms import timing_arm
 from shared.llm.port import Draft, DraftRequest, LLMFailure
+from shared.llm.writers import Writer
 
 from .domain import PendingPicks, Pick, PlanPolicy, pick, policy_from, slot
 
@@ -171,11 +174,12 @@ async def _plan(cmd: Command, deps: PlanDeps, evt_prefix: str) -> dict[str, int]
     # to the rows indexed before the run come from one matrix product, the rest is computed per draft
     index = deps.state.index_for(embedded.model)
     index.prepare(embeddings)
+    rules = GateRules(live=live, gate=policy.gate, claims=deps.claims, flag_claims=flags.REQUIRE_APPROVAL)
     sent: list[Sent] = []
     try:
         for (p, draft), embedding in zip(drafts, embeddings, strict=True):
-            s = await _judge_and_publish(p, draft, embedding, embedded.model, deps, policy, rng, cmd, evt_prefix,
-                                         counts, live=live, source=source, approval=flags.REQUIRE_APPROVAL)
+            s = await _judge_and_publish(p, draft, embedding, embedded.model, deps, policy, rules, rng, cmd,
+                                         evt_prefix, counts, source=source)
             if s is not None:
                 sent.append(s)
     except BaseException:
@@ -229,20 +233,17 @@ def _log_failure(exc: LLMFailure, decision_id: str, live: bool) -> None:
 
 async def _judge_and_publish(
     p: Pick, draft: Draft, embedding: bytes, embedding_model: str, deps: PlanDeps, policy: PlanPolicy,
-    rng: np.random.Generator, cmd: Command, evt_prefix: str, counts: dict[str, int], *, live: bool, source: str,
-    approval: bool = False,
+    rules: GateRules, rng: np.random.Generator, cmd: Command, evt_prefix: str, counts: dict[str, int], *,
+    source: str,
 ) -> Sent | None:
-    """Judge one draft and write its event. A skipped one is only sent when ``deps.publish_begin`` is given
-    (returned, to be settled by the caller); a queued one is published and applied before this returns."""
+    """Judge one draft, slot it once it passed every gate, and write its event. A skipped one is only sent when
+    ``deps.publish_begin`` is given (returned, to be settled by the caller); a queued one is published and
+    applied before this returns."""
+    live = rules.live
     now = deps.clock()
     decision_id = p.decision_id
     features = draft_features(draft.parts, decision_type=p.decision_type, topic=p.topic, angle=p.angle, hour=None)
-
-    def schedule() -> tuple[datetime, str, dict[str, FeatureValue]]:
-        hour, at = slot(deps.state, policy, now, rng)  # only for a draft every gate passed
-        return at, timing_arm(hour), {**features, "hour": hour}
-
-    event, outcome = judge_draft(
+    proposal = Proposal(
         decision_id=decision_id,
         decision_type=p.decision_type,
         parts=draft.parts,
@@ -252,21 +253,22 @@ async def _judge_and_publish(
         embedding=embedding,
         embedding_model=embedding_model,
         generation_source=source,
-        state=deps.state,
-        now=now,
-        live=live,
-        gate=policy.gate,
-        scheduled_at=None,
-        timing_arm=None,
-        schedule=schedule,
-        predict=lambda f: predicted_er(deps.state.model, f, deps.predict),
-        features=features,
         model_version=p.model_version,
         correlation_id=cmd.run_id,
         event_id=f"{decision_id}:draft",
-        claims=deps.claims,
-        flag_claims=approval,
     )
+    verdict = judge_draft(proposal, deps.state, rules, now)
+    outcome = verdict.outcome
+    event: DecisionQueued | DecisionSkipped
+    if verdict.passed:
+        hour, scheduled_at = slot(deps.state, policy, now, rng)  # only a draft every gate passed is slotted
+        feats = verdict.scored({**features, "hour": hour})
+        event = queued_event(proposal, verdict, now=now, scheduled_at=scheduled_at, timing_arm=timing_arm(hour),
+                             features=feats, predicted_er=predicted_er(deps.state.model, feats, deps.predict))
+    else:
+        feats = verdict.scored(features)
+        event = skipped_event(proposal, verdict, now=now, features=feats,
+                              predicted_er=predicted_er(deps.state.model, feats, deps.predict))
     if isinstance(event, DecisionSkipped) and deps.publish_begin is not None:
         seq = await deps.publish_begin(event, **first_event_guard(decision_id, evt_prefix))
         return Sent(decision_id, outcome, seq)

@@ -3,9 +3,12 @@ the LLM flags live in ``shared.flags``; these are the rest."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field
 
-from shared.decisions import LLMSettings
+from shared.errors import ConfigError
+from shared.llm.writers import LLMSettings
 from shared.x.settings import XSettings
 
 
@@ -22,3 +25,10 @@ class ReplierSettings(LLMSettings, XSettings):
     REPLY_BATCH: int = Field(3, ge=1, le=100)
     #: tweets read per account or query
     REPLY_CANDIDATES_PER_SOURCE: int = Field(20, ge=1, le=200)
+
+    def check_live(self, flags: Any) -> None:
+        """MODE=live needs OPENAI_API_KEY and our account (X_USERNAME, to skip our own tweets): raise the
+        one-line ConfigError the runtime prints at start."""
+        super().check_live(flags)
+        if flags.live and not self.username():
+            raise ConfigError("X_USERNAME is missing (MODE=live replies need our account, to skip our own tweets)")

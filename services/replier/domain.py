@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 
 import numpy as np
 
-from shared.decisions import RecentDecisions, earliest_free
+from shared.drafting import RecentDecisions, earliest_free
 from shared.flags import Flags
 from shared.gates import GateConfig, RotationWindow, rotation_gate
 from shared.learning.arms import DEFAULT_TOPICS, REPLY_ARMS, REPLY_SCOPE

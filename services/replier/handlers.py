@@ -18,12 +18,23 @@ from datetime import datetime, timedelta
 import numpy as np
 import structlog
 
-from shared.decisions import RecentDecisions, Writer, draft_features, judge_draft, publish_draft
+from shared.drafting import (
+    GateRules,
+    Predictor,
+    Proposal,
+    RecentDecisions,
+    draft_event,
+    draft_features,
+    judge_draft,
+    predicted_er,
+    publish_draft,
+)
 from shared.events import Command, DecisionQueued, float32_bytes
 from shared.flags import Flags
 from shared.gates import ClaimPolicy, format_block_line
 from shared.learning.arms import timing_arm
 from shared.llm.port import DraftRequest, LLMFailure
+from shared.llm.writers import Writer
 from shared.x.port import TweetView, XAccount, XError
 
 from .domain import (
@@ -63,7 +74,8 @@ class ReplyDeps:
     per_source: int = 20
     seed: int = 7
     catch_up: Callable[[], Awaitable[None]] | None = None
-    predict: Callable[[dict], float | None] | None = None  # type: ignore[type-arg]
+    #: the latest model's ER predictor (None: predicted_er stays null)
+    predict: Predictor | None = None
     #: the account's facts and languages: the prompt offers them, the claims gate holds live replies to them
     claims: ClaimPolicy = field(default_factory=ClaimPolicy)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -131,6 +143,7 @@ async def _reply(cmd: Command, deps: ReplyDeps, evt_prefix: str) -> dict[str, in
     )
     counts["candidates"] = len(candidates)
     gate = reply_gate_config(flags)
+    rules = GateRules(live=live, gate=gate, claims=deps.claims, flag_claims=flags.REQUIRE_APPROVAL)
     gap = timedelta(minutes=flags.MIN_POST_INTERVAL_MINUTES)
     rng = run_rng(deps.seed, cmd.run_id)
     source = "real" if live else "synthetic"
@@ -165,7 +178,7 @@ async def _reply(cmd: Command, deps: ReplyDeps, evt_prefix: str) -> dict[str, in
         now = deps.clock()
         at = reply_schedule(deps.state, now, gap)
         parts = result.draft.parts[:1]
-        event, outcome = judge_draft(
+        proposal = Proposal(
             decision_id=decision_id,
             decision_type="reply",
             parts=parts,
@@ -175,22 +188,17 @@ async def _reply(cmd: Command, deps: ReplyDeps, evt_prefix: str) -> dict[str, in
             embedding=float32_bytes(embedded.vectors[0]),
             embedding_model=embedded.model,
             generation_source=source,
-            state=deps.state,
-            now=now,
-            live=live,
-            gate=gate,
-            scheduled_at=at,
-            timing_arm=timing_arm(at.hour),
-            features=draft_features(parts, decision_type="reply", topic=topic, angle=style, hour=at.hour),
-            predict=deps.predict,
             model_version=deps.state.model.version if deps.state.model else None,
             target_tweet_id=tweet.tweet_id,
             target_username=tweet.author.lstrip("@"),
             correlation_id=cmd.run_id,
             event_id=f"{decision_id}:draft",
-            claims=deps.claims,
-            flag_claims=flags.REQUIRE_APPROVAL,
         )
+        verdict = judge_draft(proposal, deps.state, rules, now)
+        outcome = verdict.outcome
+        feats = verdict.scored(draft_features(parts, decision_type="reply", topic=topic, angle=style, hour=at.hour))
+        event = draft_event(proposal, verdict, now=now, scheduled_at=at, timing_arm=timing_arm(at.hour),
+                            features=feats, predicted_er=predicted_er(deps.state.model, feats, deps.predict))
         if not await publish_draft(deps.publish, event, evt_prefix):
             counts["duplicate"] += 1
             continue

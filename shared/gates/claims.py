@@ -38,7 +38,7 @@ build the same value from its own facts list.
 
 The gate runs on drafts written by the real LLM (``generation_source=real``, live mode) only; shadow mode's
 synthetic writer is a template engine whose "results" never reach X, and checking them would only thin out
-the simulation (see ``shared.decisions.judge_draft``).
+the simulation (see ``shared.drafting.judge``).
 """
 
 from __future__ import annotations

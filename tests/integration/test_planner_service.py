@@ -230,16 +230,17 @@ async def test_state_is_rebuilt_from_the_log_and_a_duplicate_is_blocked(
 
 
 async def _replan_same_draft(planner: Planner, original: DecisionQueued) -> DecisionSkipped:
-    from shared.decisions import judge_draft, publish_draft
-    from shared.gates import GateConfig
+    from shared.drafting import GateRules, Proposal, draft_event, judge_draft, publish_draft
 
-    event, outcome = judge_draft(
+    draft = Proposal(
         decision_id=str(uuid.uuid4()), decision_type=original.decision_type, parts=original.parts,
         bandit_arm=original.bandit_arm, topic=original.topic_cluster, angle=original.angle,
         embedding=original.embedding, embedding_model=original.embedding_model, generation_source="synthetic",
-        state=planner.deps.state, now=utcnow(), live=False, gate=GateConfig(), scheduled_at=original.scheduled_at,
-        timing_arm=original.timing_arm,
     )
+    now = utcnow()
+    verdict = judge_draft(draft, planner.deps.state, GateRules(live=False), now)
+    event = draft_event(draft, verdict, now=now, scheduled_at=original.scheduled_at,
+                        timing_arm=original.timing_arm, features=verdict.scored({}))
     assert await publish_draft(planner.ctx.publish_and_apply, event, planner.ctx.bus.names.evt_prefix)
     assert isinstance(event, DecisionSkipped)
     return event

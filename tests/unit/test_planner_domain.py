@@ -18,7 +18,7 @@ from services.planner.domain import (
     pick,
     policy_from,
 )
-from shared.decisions import RecentDecisions, predicted_er
+from shared.drafting import RecentDecisions, predicted_er
 from shared.events import ArmState, ModelUpdated, PredictorState, SlotState
 from shared.flags import Flags
 from shared.gates import GateConfig, RotationWindow

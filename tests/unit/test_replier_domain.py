@@ -20,7 +20,7 @@ from services.replier.domain import (
     reply_schedule,
     select_candidates,
 )
-from shared.decisions import RecentDecisions, replay
+from shared.drafting import RecentDecisions, replay
 from shared.events import ArmState, DecisionPosted, DecisionQueued, ModelUpdated, float32_bytes
 from shared.flags import Flags
 from shared.gates import content_hash

@@ -1,10 +1,10 @@
-"""judge_draft and the claims gate: a real draft with an unsupported claim is skipped (or, with approval on,
-queued with the claim flagged); synthetic drafts are not checked; the settings build the policy and a bad one
-stops the service with one line naming it; old events without ``flagged_claims`` still decode."""
+"""Judging a draft (``shared.drafting.judge``) and the claims gate: a real draft with an unsupported claim is
+skipped (or, with approval on, queued with the claim flagged); synthetic drafts are not checked; the settings
+build the policy and a bad one stops the service with one line naming it; old events without
+``flagged_claims`` still decode."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -13,14 +13,15 @@ import pytest
 from services.planner.config import PlannerSettings
 from services.replier.config import ReplierSettings
 from shared.config import load_settings
-from shared.decisions import RecentDecisions, judge_draft
+from shared.drafting import RecentDecisions
 from shared.errors import ConfigError
 from shared.events import DecisionQueued, DecisionSkipped, decode, encode, float32_bytes
-from shared.gates import ClaimPolicy, GateConfig
+from shared.gates import ClaimPolicy
+
+from .test_drafting_judge import judge as judge_draft_at_t0
 
 pytestmark = pytest.mark.unit
 
-T0 = datetime(2026, 3, 2, 10, 20, tzinfo=UTC)
 CLAIM = "We cut our cloud bill by 38% in one quarter."
 DRAFT = f"Why do cloud bills grow quietly? {CLAIM} Tag every resource before you optimise anything."
 CLEAN = "Why do cloud bills grow quietly? Nobody owns them. Tag every resource before you optimise anything."
@@ -29,12 +30,8 @@ CLEAN = "Why do cloud bills grow quietly? Nobody owns them. Tag every resource b
 def judge(text: str, *, source: str = "real", claims: ClaimPolicy | None = None, flag: bool = False,
           decision_type: str = "single") -> Any:
     emb = float32_bytes(np.random.default_rng(3).standard_normal(16).astype(np.float32))
-    return judge_draft(
-        decision_id="d1", decision_type=decision_type, parts=[text], bandit_arm="startups:story", topic="startups",
-        angle="story", embedding=emb, embedding_model="m", generation_source=source,
-        state=RecentDecisions.empty(), now=T0, live=source == "real", gate=GateConfig(), scheduled_at=T0,
-        timing_arm="hour:10", claims=claims, flag_claims=flag,
-    )
+    return judge_draft_at_t0(RecentDecisions.empty(), text, did="d1", emb=emb, source=source, live=source == "real",
+                             claims=claims, flag=flag, decision_type=decision_type)
 
 
 def test_a_real_draft_with_an_unsupported_claim_is_skipped_with_the_claim() -> None:

@@ -1,4 +1,4 @@
-"""The shared recent-decisions state (``shared.decisions``): evolve from events, spacing, judging a draft."""
+"""The shared recent-decisions state (``shared.drafting.state``): evolve from events, idempotently, and prune."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from shared.decisions import BusyTimes, RecentDecisions, earliest_free, hour_window, judge_draft, replay
+from shared.drafting import replay
 from shared.events import (
     ArmState,
     DecisionPosted,
@@ -22,7 +22,7 @@ from shared.events import (
     ModelUpdated,
     float32_bytes,
 )
-from shared.gates import GateConfig, content_hash
+from shared.gates import content_hash
 
 pytestmark = pytest.mark.unit
 
@@ -147,125 +147,8 @@ def test_prune_forgets_old_decisions_but_not_answered_targets() -> None:
     assert "r1" not in s.decisions and s.answered("1") and s.indexed() == 1
 
 
-# ------------------------------------------------------------------------------------------- scheduling
-
-
-def test_earliest_free_keeps_the_gap_from_every_busy_time() -> None:
-    gap = timedelta(minutes=15)
-    start = T0.replace(minute=0)
-    busy = [start + timedelta(minutes=5), start + timedelta(minutes=18)]
-    assert earliest_free(start, start + timedelta(hours=1), busy, gap) == start + timedelta(minutes=33)
-    assert earliest_free(start, start + timedelta(minutes=30), busy, gap) is None
-    assert earliest_free(start, None, [], gap) == start
-
-
-def _earliest_free_by_steps(begin: datetime, end: datetime | None,
-                            busy: list[tuple[datetime, timedelta]]) -> datetime | None:
-    """The plain definition: move past every busy time closer than its gap until none is."""
-    t = begin
-    for _ in range(len(busy) + 1):
-        conflicts = [q + g for q, g in busy if abs(q - t) < g]
-        if not conflicts:
-            return t if end is None or t < end else None
-        t = max(conflicts)
-    raise AssertionError("no progress")
-
-
-def test_earliest_free_matches_the_plain_definition_on_packed_and_mixed_gaps() -> None:
-    """The merged blocked intervals give the same slot as stepping past each conflict: touching intervals leave
-    their meeting point free, overlapping ones merge, per-entry gaps (replies) and zero gaps are honoured."""
-    rng = np.random.default_rng(3)
-    start = T0.replace(minute=0)
-    for trial in range(300):
-        k = int(rng.integers(0, 40))
-        minutes = rng.integers(0, 240, size=k) if trial % 2 else rng.integers(0, 48, size=k) * 5  # even 5 min ticks
-        gaps = rng.choice([0, 5, 10, 15, 30], size=k)
-        busy = [(start + timedelta(minutes=int(m)), timedelta(minutes=int(g))) for m, g in zip(minutes, gaps, strict=True)]
-        for _ in range(5):
-            begin = start + timedelta(minutes=int(rng.integers(-30, 260)))
-            end = None if rng.random() < 0.3 else begin + timedelta(minutes=int(rng.integers(1, 90)))
-            assert earliest_free(begin, end, busy, timedelta(0)) == _earliest_free_by_steps(begin, end, busy), (
-                trial, begin, end, busy)
-
-
-def test_busy_times_of_sorted_groups_are_the_busy_times_of_their_union() -> None:
-    rng = np.random.default_rng(5)
-    start = T0.replace(minute=0)
-    for trial in range(300):
-        groups = []
-        for _ in range(1 + trial % 3):  # one group (the fast path), two (posts and replies), three
-            k = int(rng.integers(0, 30))
-            minutes = sorted(rng.integers(0, 240, size=k) if trial % 2 else rng.integers(0, 48, size=k) * 5)
-            gap = timedelta(minutes=int(rng.choice([0, 5, 10, 15, 30])))
-            groups.append(([start + timedelta(minutes=int(m)) for m in minutes], gap))
-        fast = BusyTimes.of_sorted(groups)
-        plain = BusyTimes([(q, g) for times, g in groups for q in times], timedelta(0))
-        assert (fast.starts, fast.ends, len(fast)) == (plain.starts, plain.ends, len(plain)), (trial, groups)
-
-
-def test_hour_window_is_the_next_occurrence_of_the_hour() -> None:
-    assert hour_window(10, T0) == (T0.replace(second=0), T0.replace(hour=11, minute=0))  # inside it: from now
-    begin, end = hour_window(9, T0)  # passed today: tomorrow
-    assert begin == datetime(2026, 3, 3, 9, tzinfo=UTC) and end - begin == timedelta(hours=1)
-    assert hour_window(23, T0, days_ahead=2)[0] == datetime(2026, 3, 4, 23, tzinfo=UTC)
-
-
-# ------------------------------------------------------------------------------------------- judging
-
-
-def judge(state: RecentDecisions, text: str, *, did: str = "new", emb: bytes | None = None, model: str = "m",
-          topic: str = "startups", angle: str = "story") -> Any:
-    return judge_draft(
-        decision_id=did, decision_type="single", parts=[text], bandit_arm=f"{topic}:{angle}", topic=topic,
-        angle=angle, embedding=emb if emb is not None else vec(999), embedding_model=model,
-        generation_source="real", state=state, now=T0, live=True, gate=GateConfig(), scheduled_at=T0,
-        timing_arm="hour:10",
-    )
-
-
-def test_a_good_draft_is_queued_with_its_quality_score_and_hash() -> None:
-    event, outcome = judge(RecentDecisions.empty(), GOOD)
-    assert isinstance(event, DecisionQueued) and outcome.passed
-    assert event.quality_score is not None and event.quality_score >= 0.7
-    assert event.content_hash == content_hash(GOOD) and event.scheduled_at == T0 and event.occurred_at == T0
-
-
-def test_a_bad_draft_is_skipped_with_gate_reason_and_score_and_no_schedule() -> None:
-    event, _ = judge(RecentDecisions.empty(), "As an AI, I think we should delve into productivity tips today.")
-    assert isinstance(event, DecisionSkipped)
-    assert (event.gate, event.skip_reason) == ("quality", "banned_phrase") and event.score < 0.7
-    assert event.scheduled_at is None
-
-
-def test_a_near_duplicate_of_a_queued_decision_is_blocked_by_uniqueness() -> None:
-    emb = vec(5)
-    state = replay([queued("old", emb=emb, text="A completely different sentence, 4 words long and done.")])
-    event, _ = judge(state, GOOD, emb=emb)
-    assert isinstance(event, DecisionSkipped) and event.skip_reason == "too_similar" and event.score >= 0.85
-
-
-def test_the_same_text_embedded_by_another_model_is_still_a_duplicate() -> None:
-    state = replay([queued("old", model="hashing-256")])
-    event, outcome = judge(state, GOOD, model="text-embedding-3-small", emb=vec(1, 32))
-    assert isinstance(event, DecisionSkipped)
-    assert (event.gate, event.skip_reason, event.score) == ("uniqueness", "duplicate_hash", 1.0)
-    assert [r.gate for r in outcome.results] == ["quality", "claims", "uniqueness"]  # a real draft is claims-checked
-
-
-def test_a_draft_with_no_embedding_fails_closed() -> None:
-    event, _ = judge(RecentDecisions.empty(), GOOD, emb=b"")
-    assert isinstance(event, DecisionSkipped) and event.skip_reason.startswith("gate_error:uniqueness")
-
-
 def test_the_model_posteriors_are_kept_for_thompson() -> None:
     arm = ArmState(arm="startups:story", scope="content", alpha=9, beta=2, successes=8, failures=1)
     s = replay([ModelUpdated(event_id="m", occurred_at=T0, version=1, arms=[arm], slots=[], outcomes_used=9,
                              simulated_used=True, success_er_threshold=0.03)])
     assert s.summary()["model_version"] == 1 and s.model is not None and s.model.arms == [arm]
-
-
-def test_a_busy_time_may_carry_its_own_gap() -> None:
-    start = T0.replace(minute=0)
-    busy = [(start + timedelta(minutes=10), timedelta(minutes=60)), (start + timedelta(minutes=75), timedelta(0))]
-    free = earliest_free(start, None, [*busy, start + timedelta(minutes=80)], timedelta(minutes=15))
-    assert free == start + timedelta(minutes=95)  # 70 clears the hour-long gap, 95 clears the 80 post

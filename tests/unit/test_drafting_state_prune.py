@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import shared.decisions as decisions
+import shared.drafting.state as decisions
 from bench.core import account_history
-from shared.decisions import RecentDecisions
+from shared.drafting import RecentDecisions
 
 
 def test_a_year_of_log_keeps_about_a_month_and_the_same_answers(monkeypatch) -> None:
