@@ -31,6 +31,7 @@ import os
 import signal
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any, Protocol
 
 import structlog
@@ -301,19 +302,7 @@ class Poster:
         if c.verdict == "in_doubt":
             # a 187 "duplicate" answer to a retry after a doubt: the earlier attempt is on X. Never post it again.
             landed = c.code == "187" and view.doubted
-            await self.publish(
-                DecisionPostFailed(
-                    event_id=new_event_id(),
-                    occurred_at=self.clock.now(),
-                    correlation_id=cmd.run_id,
-                    decision_id=did,
-                    attempt=attempt,
-                    error=error,
-                    error_code=c.code,
-                    in_doubt=True,
-                    landed=landed,
-                )
-            )
+            await self._fail(view, attempt, error, c.code, False, cmd, in_doubt=True, landed=landed)
             if landed:
                 log.warning(
                     f"{TAG} ⚠️ X says the post is a duplicate: the earlier attempt landed decision_id={did}; "
@@ -336,18 +325,7 @@ class Poster:
             until = rate_limit_pause(
                 self.clock.now(), getattr(exc, "retry_after", None), earlier, self.policy.rate_limit_backoff_seconds
             )
-            await self.publish(
-                DecisionPostFailed(
-                    event_id=new_event_id(),
-                    occurred_at=self.clock.now(),
-                    correlation_id=cmd.run_id,
-                    decision_id=did,
-                    attempt=attempt,
-                    error=error,
-                    error_code=c.code,
-                    paused_until=until,
-                )
-            )
+            await self._fail(view, attempt, error, c.code, False, cmd, paused_until=until)
             log.warning(
                 f"{TAG} ⏸️ X answered 429 (rate limited): posting paused until {until.isoformat()} decision_id={did}",
                 retry_after=getattr(exc, "retry_after", None),
@@ -584,7 +562,8 @@ class Poster:
             )
 
     async def _fail(
-        self, view: DecisionView, attempt: int, error: str, code: str, final: bool, cmd: Command
+        self, view: DecisionView, attempt: int, error: str, code: str, final: bool, cmd: Command, *,
+        in_doubt: bool = False, landed: bool = False, paused_until: datetime | None = None,
     ) -> None:
         await self.publish(
             DecisionPostFailed(
@@ -596,6 +575,9 @@ class Poster:
                 error=error,
                 error_code=code,
                 final=final,
+                in_doubt=in_doubt,
+                landed=landed,
+                paused_until=paused_until,
             )
         )
 

@@ -179,14 +179,21 @@ async def test_a_first_attempt_answered_187_is_not_taken_for_landed(world):
     assert not r.state.get("d").landed  # no earlier attempt of ours could have landed
 
 
-async def test_a_lasting_doubt_stops_and_asks_the_operator(world):
-    bus, clock, live, _ = world
+async def in_doubt_and_unreadable(world):
+    """A decision whose answer was lost (nothing landed), on an account whose pages cannot be read."""
+    bus, _, live, _ = world
     r = rig(world, policy=GRACE)
     await bus.publish(queued("d"))
     await r.catch_up()
     live.fail_next(XPostInDoubt("answer lost"), created=False)
     live.unreadable(times=1000)
     assert (await r.run())["in_doubt"] == 1
+    return r
+
+
+async def test_a_lasting_doubt_stops_and_asks_the_operator(world):
+    bus, clock, live, _ = world
+    r = await in_doubt_and_unreadable(world)
     clock.advance(minutes=59)
     assert (await r.run("r2"))["in_doubt"] == 1
     clock.advance(minutes=1)
@@ -209,12 +216,7 @@ async def test_a_lasting_doubt_stops_and_asks_the_operator(world):
 
 async def test_the_operator_can_abandon_a_decision_in_doubt(world):
     bus, clock, live, _ = world
-    r = rig(world, policy=GRACE)
-    await bus.publish(queued("d"))
-    await r.catch_up()
-    live.fail_next(XPostInDoubt("answer lost"), created=False)
-    live.unreadable(times=1000)
-    assert (await r.run())["in_doubt"] == 1
+    r = await in_doubt_and_unreadable(world)
     await bus.publish(DecisionDoubtResolved(event_id="op-1", occurred_at=clock.now(), decision_id="d",
                                             action="abandon"))
     await r.catch_up()
