@@ -28,9 +28,11 @@ RUN python -c "import tomllib; deps = tomllib.load(open('/src/pyproject.toml', '
  && pip install -r /tmp/requirements.txt \
  && rm /tmp/requirements.txt
 
-# The code (shared/ and services/, with the SQL migrations and the gateway's static files as package data).
+# The code (shared/ and services/, with the SQL migrations and the gateway's static files as package data),
+# and xbot/, the command line the entrypoint runs (`xbot service <name>`).
 COPY shared /src/shared
 COPY services /src/services
+COPY xbot /src/xbot
 RUN pip install --no-deps /src && rm -rf /src
 
 USER xbot:xbot

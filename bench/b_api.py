@@ -11,7 +11,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from shared.embedded import free_port
+from xbot.embedded import free_port
 
 from .core import Ctx, Row
 

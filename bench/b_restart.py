@@ -24,7 +24,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from shared.embedded import free_port
+from xbot.embedded import free_port
 
 from .core import Ctx, Row, account_history, publish_stream, readyz, stop_process
 

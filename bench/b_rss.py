@@ -7,7 +7,7 @@ import contextlib
 import os
 import uuid
 
-from shared.embedded import free_port
+from xbot.embedded import free_port
 
 from .core import Ctx, Row
 
@@ -18,7 +18,7 @@ async def bench_rss(ctx: Ctx) -> list[Row]:
 
     import psutil
 
-    from shared.supervisor import existing_services
+    from xbot.supervisor import existing_services
 
     rows = []
     ns = f"rss{uuid.uuid4().hex[:6]}"

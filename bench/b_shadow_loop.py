@@ -165,7 +165,7 @@ class Service:
     """One service as it is deployed: its own process (``python -m services.<name>``), logging JSON to a file."""
 
     def __init__(self, name: str, environ: dict[str, str], home: Path):
-        from shared.embedded import free_port
+        from xbot.embedded import free_port
 
         self.name, self.port = name, free_port()
         self.log = home / f"{name}.log"

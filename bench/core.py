@@ -12,8 +12,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared.bus import BusNames, JetStreamBus, StreamSettings
-from shared.embedded import EmbeddedNats, EmbeddedPostgres
 from shared.events import LlmCallCompleted
+from xbot.embedded import EmbeddedNats, EmbeddedPostgres
 
 
 @dataclass

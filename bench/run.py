@@ -17,7 +17,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
-from shared.embedded import EmbeddedNats, EmbeddedPostgres
+from xbot.embedded import EmbeddedNats, EmbeddedPostgres
 
 from .b_api import bench_api_metrics
 from .b_consume import bench_consume

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from shared.bus import BusNames, JetStreamBus, StreamSettings
-from shared.embedded import EmbeddedNats, EmbeddedPostgres
+from xbot.embedded import EmbeddedNats, EmbeddedPostgres
 
 
 @pytest.fixture(scope="session")

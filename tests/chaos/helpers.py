@@ -30,7 +30,6 @@ from typing import Any
 
 import httpx
 
-from shared.embedded import free_port
 from shared.events import (
     DecisionPartPosted,
     DecisionPosted,
@@ -43,6 +42,7 @@ from shared.events import (
     OutcomeCollectionFailed,
     OutcomeRecorded,
 )
+from xbot.embedded import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 

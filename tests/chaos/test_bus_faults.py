@@ -21,8 +21,8 @@ from shared.bus import (
     StreamSettings,
     wait_until,
 )
-from shared.embedded import EmbeddedNats, free_port
 from shared.events import DecisionApproved, encode, new_event_id
+from xbot.embedded import EmbeddedNats, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 NOW = datetime(2026, 11, 24, tzinfo=UTC)

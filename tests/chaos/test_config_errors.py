@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from shared.flags import FLAG_SPECS
-from shared.supervisor import SERVICES, existing_services
+from xbot.supervisor import SERVICES, existing_services
 
 pytestmark = pytest.mark.integration
 

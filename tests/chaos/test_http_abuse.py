@@ -35,7 +35,6 @@ from services.replier.bootstrap import build as build_replier
 from services.replier.config import ReplierSettings
 from shared.bus import JetStreamBus
 from shared.config import load_settings
-from shared.embedded import free_port
 from shared.events import (
     Command,
     DecisionPosted,
@@ -55,6 +54,7 @@ from tests.conftest import service_env
 from tests.fakes.openai_server import start_openai_server
 from tests.fakes.x_imitation import start_x_imitation
 from tests.integration.test_projector_scenario import did, own_bus_and_database, scenario
+from xbot.embedded import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos, pytest.mark.timeout(180)]
 

@@ -25,7 +25,6 @@ import pytest
 from services.gateway import sql
 from services.gateway.replay import rebuild
 from shared.bus import JetStreamBus
-from shared.embedded import free_port
 from shared.events import (
     Command,
     DecisionPosted,
@@ -53,6 +52,7 @@ from tests.chaos.helpers import (
 from tests.conftest import service_env
 from tests.fakes.x_imitation import start_x_imitation
 from tests.integration.test_projector_scenario import SCENARIO_DECISIONS, SCENARIO_OUTCOMES, scenario
+from xbot.embedded import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos, pytest.mark.timeout(150)]
 

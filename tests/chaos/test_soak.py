@@ -28,7 +28,6 @@ from services.gateway import sql
 from services.gateway.replay import rebuild
 from shared.bus import JetStreamBus
 from shared.clock import shared_clock
-from shared.embedded import free_port
 from shared.events import JobCompleted
 from tests.chaos.helpers import (
     ServiceProc,
@@ -43,6 +42,7 @@ from tests.chaos.helpers import (
     wait_until_async,
 )
 from tests.conftest import service_env
+from xbot.embedded import free_port
 
 SOAK_SECONDS = float(os.environ.get("SOAK_SECONDS", "120"))
 SOAK_SEED = int(os.environ.get("SOAK_SEED", "20261124"))

@@ -3,8 +3,8 @@ that the code ignores, none read that is undocumented.
 
 What the code reads is discovered, not listed: every pydantic-settings class in ``services/<name>/config.py``
 (with what it inherits from ``shared.config.CommonSettings``), the flags of ``shared.flags.FLAG_SPECS``, and
-every ``os.environ`` / ``os.getenv`` read of a literal name in shared/ and services/. A service whose
-config module does not exist yet is skipped; one that exists but does not import fails the test.
+every ``os.environ`` / ``os.getenv`` read of a literal name in shared/, services/ and xbot/ (the tooling). A
+service whose config module does not exist yet is skipped; one that exists but does not import fails the test.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pydantic_settings import BaseSettings
 
 from shared.config import CommonSettings, load_settings
 from shared.flags import FLAG_SPECS, SPECS, parse_value
-from shared.supervisor import SERVICES
+from xbot.supervisor import SERVICES
 
 pytestmark = pytest.mark.unit
 
@@ -60,7 +60,7 @@ def settings_classes() -> dict[str, list[type[BaseSettings]]]:
 
 def _direct_reads() -> set[str]:
     names: set[str] = set()
-    files = [*(ROOT / "shared").rglob("*.py"), *(ROOT / "services").rglob("*.py")]
+    files = [p for d in ("shared", "services", "xbot") for p in (ROOT / d).rglob("*.py")]
     for path in files:
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             if isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.supervisor import SERVICES
+from xbot.supervisor import SERVICES
 
 pytestmark = pytest.mark.unit
 
@@ -93,7 +93,7 @@ def test_entrypoint_is_xbot_service_and_the_command_a_service_name() -> None:
     assert entry[-2:] == ["xbot", "service"]
     assert len(cmd) == 1 and cmd[0] in SERVICES
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
-    assert scripts["xbot"] == "shared.cli:main"
+    assert scripts["xbot"] == "xbot.cli:main"
 
 
 def test_exposes_the_gateway_and_health_ports() -> None:

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import yaml
 
-from shared.supervisor import SERVICES
+from xbot.supervisor import SERVICES
 
 pytestmark = pytest.mark.unit
 

@@ -28,8 +28,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from shared.embedded import free_port
-from shared.supervisor import SERVICES
+from xbot.embedded import free_port
+from xbot.supervisor import SERVICES
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNBOOK = ROOT / "RUNBOOK.md"
@@ -116,7 +116,7 @@ def _start(home: Path, port: int) -> tuple[subprocess.Popen[str], str]:
     env = _clean_env()
     env["GATEWAY_PORT"] = str(port)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "shared.cli", "up", "--home", str(home)],
+        [sys.executable, "-m", "xbot", "up", "--home", str(home)],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     out: list[str] = []

@@ -14,7 +14,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from shared.embedded import free_port
+from xbot.embedded import free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -38,7 +38,7 @@ def _start(home: Path, port: int) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k not in ("NATS_URL", "DATABASE_URL", "ADMIN_TOKEN")}
     env.update(GATEWAY_PORT=str(port), LOG_FORMAT="json")
     return subprocess.Popen(
-        [sys.executable, "-m", "shared.cli", "up", "--home", str(home), "--clock-speed", "60"],
+        [sys.executable, "-m", "xbot", "up", "--home", str(home), "--clock-speed", "60"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
 
@@ -82,7 +82,7 @@ def test_up_resume_and_clean_stop(tmp_path: Path) -> None:
         # write something to the log through the CLI, as a user would
         env = dict(os.environ, XBOT_HOME=str(home))
         env.pop("NATS_URL", None)
-        r = subprocess.run([sys.executable, "-m", "shared.cli", "flags", "set", "POSTING_DISABLED", "true"],
+        r = subprocess.run([sys.executable, "-m", "xbot", "flags", "set", "POSTING_DISABLED", "true"],
                            env=env, capture_output=True, text=True, timeout=60)
         assert r.returncode == 0, r.stderr
     finally:

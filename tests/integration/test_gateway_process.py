@@ -15,9 +15,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from shared.embedded import free_port
 from tests.conftest import service_env
 from tests.integration.test_projector_scenario import TOKEN, scenario
+from xbot.embedded import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 

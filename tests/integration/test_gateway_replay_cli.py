@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _run_cli(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "shared.cli", "replay", "--rebuild"], env=env, cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "xbot", "replay", "--rebuild"], env=env, cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
 
 

@@ -138,7 +138,7 @@ async def test_errors_map_to_one_reason_and_are_not_retried(adapters, server, mo
 
 
 async def test_connection_refused_is_api_error() -> None:
-    from shared.embedded import free_port
+    from xbot.embedded import free_port
 
     llm, _ = openai_adapters("sk-test", base_url=f"http://127.0.0.1:{free_port()}/v1", timeout=2)
     try:

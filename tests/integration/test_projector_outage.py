@@ -59,8 +59,8 @@ async def test_nats_restarted_mid_stream(database_url, tmp_path) -> None:
     """Our own nats-server (a fault test), stopped and started again on the same store: the projector's reader
     resumes after the last event it handed over, with no gap."""
     from shared.bus import BusNames, JetStreamBus
-    from shared.embedded import EmbeddedNats
     from tests.integration.test_projector_scenario import migrated
+    from xbot.embedded import EmbeddedNats
 
     await migrated(database_url)
     srv = EmbeddedNats(tmp_path / "nats").start()

@@ -125,7 +125,7 @@ async def test_a_nats_restart_mid_rebuild_resumes_the_read_with_no_gap(database_
     frames and a small pipe, so the server still holds most of the log): the reader's own connection dies with
     the server, and its read restarts after the last message it took."""
     from shared.bus import BusNames, JetStreamBus
-    from shared.embedded import EmbeddedNats
+    from xbot.embedded import EmbeddedNats
 
     await migrated(database_url)
     srv = EmbeddedNats(tmp_path / "nats").start()

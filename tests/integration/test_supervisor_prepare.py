@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from shared.flagstore import FlagStore
-from shared.supervisor import _prepare, clock_line
+from xbot.supervisor import _prepare, clock_line
 
 pytestmark = pytest.mark.integration
 

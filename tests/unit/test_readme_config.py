@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.settings_doc import render_readme
+from xbot.settings_doc import render_readme
 
 pytestmark = pytest.mark.unit
 
@@ -12,4 +12,4 @@ pytestmark = pytest.mark.unit
 def test_readme_table_matches_code() -> None:
     readme = Path(__file__).resolve().parents[2] / "README.md"
     text = readme.read_text()
-    assert render_readme(text) == text, "README's configuration table is stale: run `python -m shared.settings_doc README.md`"
+    assert render_readme(text) == text, "README's configuration table is stale: run `python -m xbot.settings_doc README.md`"

@@ -41,7 +41,7 @@ def _connection() -> tuple[str, str | None, str]:
 
 
 async def _bus() -> Any:
-    from .bus import BusNames, JetStreamBus
+    from shared.bus import BusNames, JetStreamBus
 
     nats_url, _, ns = _connection()
     try:
@@ -141,8 +141,8 @@ def events_show(decision_id: Annotated[str, typer.Argument(help="The decision's 
 @flags_app.command("get")
 def flags_get(name: Annotated[str | None, typer.Argument(help="One flag; all when omitted.")] = None) -> None:
     """Effective flag values with where each came from (default, env of this shell, or runtime override)."""
-    from .flags import env_view
-    from .flagstore import FlagStore
+    from shared.flags import env_view
+    from shared.flagstore import FlagStore
 
     async def run() -> None:
         bus = await _bus()
@@ -174,8 +174,8 @@ def flags_set(
     actor: Annotated[str, typer.Option(help="Who made the change (audited in flag.changed).")] = "cli",
 ) -> None:
     """Set a runtime override (the go-live switches, no redeploy). Every replica sees it; a flag.changed event records it."""
-    from .errors import ConfigError
-    from .flagstore import FlagStore
+    from shared.errors import ConfigError
+    from shared.flagstore import FlagStore
 
     async def run() -> None:
         bus = await _bus()
@@ -230,7 +230,7 @@ def snapshots(
     replays only the events after it; a snapshot of other code, settings or another stream is ignored."""
     import time
 
-    from .snapshots import SnapshotStore, list_snapshots
+    from shared.snapshots import SnapshotStore, list_snapshots
 
     async def run() -> None:
         bus = await _bus()
@@ -260,7 +260,7 @@ def run_job(
     """Trigger one job run now (publishes xbot.cmd.<job>, like POST /admin/jobs/run)."""
     import uuid
 
-    from .events import JOBS, Command, utcnow
+    from shared.events import JOBS, Command, utcnow
 
     if job not in JOBS:
         typer.echo(f"unknown job {job!r}; allowed: {', '.join(JOBS)}", err=True)

@@ -61,10 +61,10 @@ async def _prepare(nats_url: str, db_url: str, env: dict[str, str]) -> tuple[int
     (the environment's, or a runtime override in the flags bucket: what each service reads at its start)."""
     import asyncpg
 
-    from .bus import BusNames, JetStreamBus
-    from .config import CommonSettings, load_settings
-    from .db import apply_migrations
-    from .flagstore import FlagStore
+    from shared.bus import BusNames, JetStreamBus
+    from shared.config import CommonSettings, load_settings
+    from shared.db import apply_migrations
+    from shared.flagstore import FlagStore
 
     settings = load_settings(CommonSettings, env)
     bus = await JetStreamBus.connect(nats_url, names=BusNames(settings.XBOT_NAMESPACE), settings=settings.stream_settings())

@@ -8,10 +8,10 @@ from typing import Any
 
 from pydantic_core import PydanticUndefined
 
-from .config import CommonSettings
-from .flags import FLAG_SPECS, format_value
+from shared.config import CommonSettings
+from shared.flags import FLAG_SPECS, format_value
 
-SERVICES = ("gateway", "planner", "replier", "poster", "collector", "learner")
+from .supervisor import SERVICES
 
 COMMON_DOCS = {
     "NATS_URL": "NATS server(s), comma-separated",
