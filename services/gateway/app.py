@@ -84,6 +84,7 @@ def create_app(gw: Gateway) -> FastAPI:
     app = FastAPI(title="xbot gateway", version="1.0.0", description=DESCRIPTION)
     app.state.gateway = gw
     app.state.templates = Jinja2Templates(directory=str(HERE / "templates"))
+    app.state.templates.env.filters["highlight_claims"] = dashboard.highlight_claims
     for r in (metrics.router, health.router, env.router, jobs.router, flags.router, decisions.router,
               dashboard.router):
         app.include_router(r)

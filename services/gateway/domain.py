@@ -54,6 +54,9 @@ LLM_WASTED = "llm_wasted"
 LLM_REPAIRED = "llm_repaired"
 #: real (LLM-written) drafts queued, by decision type: the denominator of LLM calls per queued post
 REAL_QUEUED = "real_drafts_queued"
+#: X's answers that pause the account's posting: 226 ("looks automated", X_COOLDOWN_MINUTES) and 429 (rate
+#: limited, until ``paused_until``); each one is a row of ``x_limit_answers``
+X_LIMIT_CODES = frozenset({"226", "429"})
 
 _json = msgspec.json.Encoder()
 
@@ -98,6 +101,9 @@ class DecisionRow(msgspec.Struct, frozen=True, kw_only=True):
     attention_reason: str | None = None
     attention_detail: str | None = None
     attention_since: datetime | None = None
+    #: the sentences the claims gate flagged (JSON list): on a queued draft what the person approving it must
+    #: check (REQUIRE_APPROVAL=true), on a skipped one why it was blocked; '[]' for every other draft
+    flagged_claims: str = "[]"
 
 
 #: a decision's attempt was sent and its answer lost: it may be on X. Not queued (it must not be claimed again
@@ -214,6 +220,7 @@ def _draft(ev: DecisionQueued | DecisionSkipped, seq: int) -> DecisionRow:
         gate_score=num(ev.score) if skipped else None,  # type: ignore[union-attr]
         attempts=0,
         model_version=i4(ev.model_version, "model_version"),
+        flagged_claims=as_json(ev.flagged_claims),
     )
 
 
@@ -239,6 +246,7 @@ def evolve_decision(row: DecisionRow | None, ev: Any, seq: int) -> DecisionRow |
             return replace(
                 row, status="skipped", skip_reason=text(ev.skip_reason), gate=text(ev.gate),
                 gate_score=num(ev.score), updated_at=ts(ev.occurred_at), last_seq=seq,
+                flagged_claims=as_json(ev.flagged_claims) if ev.flagged_claims else row.flagged_claims,
             )
         # a second draft of the same decision: the first one stands
         return replace(row, updated_at=ts(ev.occurred_at), last_seq=seq)
@@ -312,6 +320,7 @@ class BatchWrites:
     usage: dict[str, tuple[Any, ...]] = field(default_factory=dict)
     jobs: dict[tuple[str, str], tuple[Any, ...]] = field(default_factory=dict)
     flags: list[tuple[Any, ...]] = field(default_factory=list)
+    limits: list[tuple[Any, ...]] = field(default_factory=list)  # X's 226 / 429 answers (x_limit_answers)
     counters: dict[tuple[str, str], list[int]] = field(default_factory=dict)  # (name, key) -> [delta, last_seq]
     dead: list[tuple[ReadItem, str]] = field(default_factory=list)
     events: int = 0
@@ -325,7 +334,8 @@ class BatchWrites:
     @property
     def rows(self) -> int:
         return (len(self.decisions) + len(self.posted) + len(self.outcomes) + len(self.arms) + len(self.models)
-                + len(self.slots) + len(self.usage) + len(self.jobs) + len(self.flags) + len(self.counters))
+                + len(self.slots) + len(self.usage) + len(self.jobs) + len(self.flags) + len(self.limits)
+                + len(self.counters))
 
 
 DECISION_EVENTS = (
@@ -402,6 +412,10 @@ def _fold_one(w: BatchWrites, existing: dict[str, DecisionRow], ev: Any, seq: in
             w.count(POSTS_ATTEMPTED, "", 1, seq)
         elif isinstance(ev, DecisionPostSkipped):
             w.count(POST_SKIPPED, text(ev.reason) or "", 1, seq)
+        elif isinstance(ev, DecisionPostFailed):
+            if ev.error_code in X_LIMIT_CODES and (ev.final or not ev.in_doubt):  # as the poster counts them
+                w.limits.append((seq, did, ev.error_code, i4(ev.attempt, "attempt"), ts(ev.paused_until),
+                                 ts(ev.occurred_at)))
         elif isinstance(ev, DecisionPosted):
             w.posted[did] = (
                 did, text(ev.tweet_id), ts(ev.posted_at), text(ev.bandit_arm), text(ev.timing_arm),

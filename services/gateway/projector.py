@@ -349,6 +349,7 @@ class Projector:
             (sql.USAGE, list(w.usage.values())),
             (sql.JOBS, list(w.jobs.values())),
             (sql.FLAGS, w.flags),
+            (sql.LIMITS, w.limits),
             (sql.COUNTERS, [(n, k, d, s) for (n, k), (d, s) in w.counters.items()]),
         ):
             if rows:

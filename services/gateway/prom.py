@@ -82,6 +82,12 @@ class SnapshotCollector:
              s["postsInDoubt"]),
             ("xbot_attention_needed", "decisions in doubt past the limit: the poster asks the operator",
              s["attentionNeeded"]),
+            ("xbot_flagged_claims_pending", "queued drafts with unsupported claims waiting for a person",
+             s.get("flaggedClaimsPending", 0)),
+            ("xbot_x_rate_limited_seconds", "seconds left of X's 429 pause of posting (0 when not paused)",
+             s.get("xRateLimitedSeconds", 0.0)),
+            ("xbot_x_cooldown_seconds", "seconds left of the 226 cooldown of posting (0 when not paused)",
+             s.get("xCooldownSeconds", 0.0)),
         ]
         for name, doc, value in gauges:
             yield GaugeMetricFamily(name, doc, value=value)

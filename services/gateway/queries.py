@@ -113,7 +113,8 @@ async def _refresh_metrics(gw: Gateway, compute: SnapshotFn, clock: Callable[[],
 
 async def metrics_snapshot(gw: Gateway) -> dict[str, Any]:
     flags: Flags = gw.flags.current()
-    day, start = budget_day(gw.clock.now())
+    now = gw.clock.now()
+    day, start = budget_day(now)
     async with gw.pool.acquire() as conn:
         row = await conn.fetchrow(
             """
@@ -130,7 +131,11 @@ async def metrics_snapshot(gw: Gateway) -> dict[str, Any]:
                 AS spend_today,
               (SELECT MAX(version) FROM model_versions WHERE jsonb_array_length(predictors) > 0) AS predictor_v,
               (SELECT MAX(version) FROM model_versions) AS model_v,
-              (SELECT last_seq FROM projection_offsets WHERE projector = $3) AS position
+              (SELECT last_seq FROM projection_offsets WHERE projector = $3) AS position,
+              (SELECT COUNT(*) FROM content_metadata WHERE status = 'queued' AND approval IS NULL
+                 AND flagged_claims <> '[]'::jsonb) AS flagged_pending,
+              (SELECT MAX(paused_until) FROM x_limit_answers WHERE error_code = '429') AS paused_429,
+              (SELECT MAX(answered_at) FROM x_limit_answers WHERE error_code = '226') AS last_226
             """,
             start, start + timedelta(days=1), gw.projector_name,
         )
@@ -195,6 +200,23 @@ async def metrics_snapshot(gw: Gateway) -> dict[str, Any]:
         "attentionNeeded": int(attention[0]["total"]) if attention else 0,
         "attentionDecisions": [attention_item(r) for r in attention],
         **llm_draft_figures(int(row["draft_calls"]), real_queued, wasted, repaired),
+        "flaggedClaimsPending": int(row["flagged_pending"]),
+        **x_pause_figures(now, row["paused_429"], row["last_226"], flags.X_COOLDOWN_MINUTES),
+    }
+
+
+def x_pause_figures(now: datetime, paused_429: datetime | None, last_226: datetime | None,
+                    cooldown_minutes: float) -> dict[str, Any]:
+    """The account's posting pauses as the poster derives them from the log: a 429 pauses it until the latest
+    ``paused_until``, a 226 for X_COOLDOWN_MINUTES after the latest one. Null (0 seconds) when not paused."""
+    rate = paused_429 if paused_429 is not None and paused_429 > now else None
+    cool = None if last_226 is None else last_226 + timedelta(minutes=cooldown_minutes)
+    cool = cool if cool is not None and cool > now else None
+    return {
+        "xRateLimitedUntil": rate,
+        "xRateLimitedSeconds": round((rate - now).total_seconds(), 3) if rate is not None else 0.0,
+        "xCooldownUntil": cool,
+        "xCooldownSeconds": round((cool - now).total_seconds(), 3) if cool is not None else 0.0,
     }
 
 
@@ -258,13 +280,18 @@ def tweet_link(tweet_id: str | None, url: str | None, simulated: bool | None) ->
     return url or f"https://x.com/i/web/status/{tweet_id}"
 
 
+def json_list(v: Any) -> list[Any]:
+    """A JSONB list column (asyncpg gives it as text)."""
+    return json.loads(v) if isinstance(v, str) else list(v or [])
+
+
 def item(r: Any) -> dict[str, Any]:
     return {
         "decision_id": str(r["decision_id"]),
         "decision_type": r["decision_type"],
         "status": r["status"],
         "content": r["content"],
-        "parts": json.loads(r["parts"]) if isinstance(r["parts"], str) else list(r["parts"] or []),
+        "parts": json_list(r["parts"]),
         "bandit_arm": r["bandit_arm"],
         "timing_arm": r["timing_arm"],
         "quality_score": _num(r["quality_score"]),
@@ -285,6 +312,7 @@ def item(r: Any) -> dict[str, Any]:
         "attention_reason": r["attention_reason"],
         "attention_detail": r["attention_detail"],
         "attention_since": r["attention_since"],
+        "flagged_claims": json_list(r["flagged_claims"]),
         "created_at": r["created_at"],
         "updated_at": r["updated_at"],
         "last_seq": r["last_seq"],

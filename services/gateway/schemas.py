@@ -113,6 +113,16 @@ class ApiMetrics(BaseModel):
         description="wasted calls by reason: parts_count, too_long, empty, not_json, truncated, refused, ...")
     llmRepairedAnswers: dict[str, int] = Field(
         description="answers accepted after a free repair, by repair (joined_parts, split_parts, ...)")
+    flaggedClaimsPending: int = Field(
+        description="queued drafts whose claims the account's facts do not hold (the claims gate flagged them) "
+                    "waiting for a person: not approved or rejected yet")
+    xRateLimitedUntil: datetime | None = Field(
+        description="X answered 429: no post to the account before this time (the latest paused_until of "
+                    "decision.post_failed with error_code 429); null when not paused")
+    xRateLimitedSeconds: float = Field(description="seconds left of the 429 pause (0 when not paused)")
+    xCooldownUntil: datetime | None = Field(
+        description="X answered 226: posting paused until the latest 226 + X_COOLDOWN_MINUTES; null when not")
+    xCooldownSeconds: float = Field(description="seconds left of the 226 cooldown (0 when not paused)")
 
 
 class DecisionItem(BaseModel):
@@ -142,6 +152,9 @@ class DecisionItem(BaseModel):
                                                            "attempt in doubt (status in_doubt)")
     attention_detail: str | None = None
     attention_since: datetime | None = Field(None, description="in doubt since")
+    flagged_claims: list[str] = Field(
+        [], description="sentences asserting what the account's facts do not hold (the claims gate): on a queued "
+                        "draft what the person approving must check, on a skipped one why it was blocked")
     created_at: datetime
     updated_at: datetime
     last_seq: int

@@ -17,7 +17,7 @@ from .domain import DECISION_COLUMNS
 #: the read models ``xbot replay --rebuild`` truncates (projection_offsets is reset, not truncated)
 READ_MODEL_TABLES: tuple[str, ...] = (
     "content_metadata", "posted_decisions", "outcomes", "bandit_arms", "api_usage", "model_versions",
-    "timing_slots", "job_runs", "flag_changes", "gateway_counters",
+    "timing_slots", "job_runs", "flag_changes", "gateway_counters", "x_limit_answers",
 )
 
 
@@ -76,7 +76,7 @@ _DECISION_TYPES = {
     "decision_id": "uuid", "parts": "jsonb", "features": "jsonb", "quality_score": "numeric",
     "predicted_er": "numeric", "gate_score": "numeric", "scheduled_at": "timestamptz", "created_at": "timestamptz",
     "updated_at": "timestamptz", "last_seq": "int8", "attempts": "int4", "model_version": "int4",
-    "attention_since": "timestamptz",
+    "attention_since": "timestamptz", "flagged_claims": "jsonb",
 }
 
 DECISIONS = Upsert(
@@ -118,11 +118,17 @@ FLAGS = Upsert("flag_changes", (
     ("last_seq", "int8"), ("event_id", "text"), ("flag", "text"), ("old_value", "text"), ("new_value", "text"),
     ("actor", "text"), ("source", "text"), ("changed_at", "timestamptz"),
 ), ("last_seq",), mode="ignore")
+LIMITS = Upsert("x_limit_answers", (
+    ("last_seq", "int8"), ("decision_id", "uuid"), ("error_code", "text"), ("attempt", "int4"),
+    ("paused_until", "timestamptz"), ("answered_at", "timestamptz"),
+), ("last_seq",), mode="ignore")
 COUNTERS = Upsert("gateway_counters", (
     ("name", "text"), ("key", "text"), ("value", "int8"), ("last_seq", "int8"),
 ), ("name", "key"), mode="add")
 
-UPSERTS: tuple[Upsert, ...] = (DECISIONS, POSTED, OUTCOMES, ARMS, MODELS, SLOTS, USAGE, JOBS, FLAGS, COUNTERS)
+UPSERTS: tuple[Upsert, ...] = (
+    DECISIONS, POSTED, OUTCOMES, ARMS, MODELS, SLOTS, USAGE, JOBS, FLAGS, LIMITS, COUNTERS,
+)
 #: run once per connection: the staging tables of the COPY path
 CREATE_STAGES = "; ".join(u.create_stage for u in UPSERTS)
 #: from this many rows of one table in one batch, COPY + upsert from staging beats column arrays

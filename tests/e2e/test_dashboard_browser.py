@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests.integration.test_gateway_process import gateway_process
-from tests.integration.test_projector_scenario import ATTENTION, TOKEN, did, scenario
+from tests.integration.test_projector_scenario import ATTENTION, FLAGGED, FLAGGED_CLAIM, TOKEN, did, scenario
 
 pytestmark = pytest.mark.e2e
 
@@ -45,6 +45,12 @@ async def test_dashboard_shows_the_api_numbers_and_approve_works(bus, namespace,
             assert await page.locator("svg.chart circle").count() == 3  # the three outcomes (one at +0.25 h)
             assert await page.locator("svg.chart rect").count() >= 3  # arms and slots
             assert await page.locator("#queue tr[data-decision]").count() == metrics["queueSize"]
+            # the approval view: the sentence the account's facts do not hold, highlighted in the draft
+            marks = page.locator(f"#queue tr[data-decision='{did(FLAGGED)}'] mark.claim")
+            assert await marks.all_text_contents() == [FLAGGED_CLAIM, FLAGGED_CLAIM]  # in the text and listed
+            assert await marks.first.is_visible()
+            assert (await page.text_content("#metric-flaggedClaimsPending")).strip() == str(
+                metrics["flaggedClaimsPending"]) == "1"
             # the attempt in doubt past the limit: a visible panel with both answers (and no retry without a look)
             assert metrics["attentionNeeded"] == 1 and await page.locator("#attention").is_visible()
             panel = page.locator(f"#attention tr[data-attention='{did(ATTENTION)}']")

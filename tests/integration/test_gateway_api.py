@@ -14,11 +14,17 @@ from tests.integration.test_projector_scenario import (
     ABANDONED,
     ATTENTION,
     CLOSED,
+    COOLDOWN_226_AT,
+    FLAGGED,
+    FLAGGED_CLAIM,
     NOW,
+    RATE_LIMITED_UNTIL,
     RETRIED,
     SCENARIO_DECISIONS,
     T0,
     TOKEN,
+    UNSUPPORTED,
+    UNSUPPORTED_CLAIM,
     caught_up,
     did,
     make_gateway,
@@ -122,6 +128,38 @@ async def test_api_metrics_has_the_seed_keys_derived_from_events(shared_gw) -> N
         did(ATTENTION), "in_doubt_too_long", "timeline unreadable: error page", 1)
     assert a["since"].replace("Z", "+00:00") == (T0 + timedelta(hours=6, seconds=30)).isoformat()
     assert a["content"].startswith(f"Draft number {ATTENTION}:")
+    # the claims gate's flagged draft waits for a person; X's pauses are over a day later
+    assert m["flaggedClaimsPending"] == 1
+    assert (m["xRateLimitedUntil"], m["xRateLimitedSeconds"], m["xCooldownUntil"], m["xCooldownSeconds"]) == (
+        None, 0.0, None, 0.0)
+
+
+async def test_x_pauses_are_derived_from_the_log_while_they_last(bus, database_url) -> None:
+    """A 429's pause (its paused_until) and the 226 cooldown (X_COOLDOWN_MINUTES after it), as the poster derives
+    them, in /api/metrics and /metrics; a gateway started afresh over the same read models says the same."""
+    await bus.publish_many(scenario())
+    for at, minutes, until, cool in (
+        (RATE_LIMITED_UNTIL - timedelta(minutes=7), 60, RATE_LIMITED_UNTIL, None),  # the 226 was at 12:01
+        (RATE_LIMITED_UNTIL + timedelta(minutes=1), 300, None, COOLDOWN_226_AT + timedelta(minutes=300)),
+    ):
+        env = {"MODE": "live", "X_COOLDOWN_MINUTES": str(minutes)}
+        async with make_gateway(bus, database_url, clock=FixedClock(at), env=env) as (g, client):
+            await caught_up(g)
+            m = (await client.get("/api/metrics")).json()
+            text = (await client.get("/metrics")).text
+            html = (await client.get("/")).text
+        if until is not None:
+            assert m["xRateLimitedUntil"].replace("Z", "+00:00") == until.isoformat()
+            assert m["xRateLimitedSeconds"] == 420.0 and "xbot_x_rate_limited_seconds 420.0" in text
+            assert f"429 until {until:%H:%M:%S}" in html
+        else:
+            assert m["xRateLimitedUntil"] is None and "xbot_x_rate_limited_seconds 0.0" in text
+        if cool is not None:
+            assert m["xCooldownUntil"].replace("Z", "+00:00") == cool.isoformat()
+            assert m["xCooldownSeconds"] == 3820.0 and "xbot_x_cooldown_seconds 3820.0" in text
+            assert f"226 cooldown until {cool:%H:%M:%S}" in html
+        else:
+            assert m["xCooldownUntil"] is None and "xbot_x_cooldown_seconds 0.0" in text
 
 
 async def test_spend_today_counts_the_budget_day_only(bus, database_url) -> None:
@@ -194,6 +232,14 @@ async def test_decision_list_filters_orders_and_pages(shared_gw) -> None:
     assert [d["decision_id"] for d in queue] == [did(1), did(2), did(3), did(CLOSED), did(7)]
     assert queue[0]["last_post_skip"] == "posting_disabled" and queue[4]["approval"] == "approved"
     assert all(d["attention_reason"] is None for d in queue)
+    assert [d["flagged_claims"] for d in queue] == [[], [], [FLAGGED_CLAIM], [], []]
+    (blocked,) = [d for d in (await client.get("/api/decisions", params={"status": "skipped"})).json()["items"]
+                  if d["decision_id"] == did(UNSUPPORTED)]
+    assert (blocked["gate"], blocked["skip_reason"], blocked["flagged_claims"]) == (
+        "claims", "unsupported_claim", [UNSUPPORTED_CLAIM])
+    detail = (await client.get(f"/api/decisions/{did(FLAGGED)}")).json()
+    assert detail["decision"]["flagged_claims"] == [FLAGGED_CLAIM]
+    assert detail["timeline"][0]["data"]["flagged_claims"] == [FLAGGED_CLAIM]
     (doubt,) = (await client.get("/api/decisions", params={"status": "in_doubt"})).json()["items"]
     assert (doubt["decision_id"], doubt["status"], doubt["attention_reason"]) == (
         did(ATTENTION), "in_doubt", "in_doubt_too_long")
@@ -278,6 +324,10 @@ async def test_approve_reject_schedule_and_409_unless_queued(gw) -> None:
         assert r.status_code == 422, body
     m = (await client.get("/api/metrics")).json()
     assert m["queueSize"] == 4
+    assert m["flaggedClaimsPending"] == 1  # 3 was moved, not answered
+    r = await client.post(f"/admin/decisions/{did(FLAGGED)}/approve", headers=AUTH)
+    assert r.status_code == 200
+    assert (await client.get("/api/metrics")).json()["flaggedClaimsPending"] == 0
     # in doubt is not queued: the queue's operations are refused
     r = await client.post(f"/admin/decisions/{did(ATTENTION)}/approve", headers=AUTH)
     assert r.status_code == 409 and "in_doubt" in r.json()["detail"]
@@ -379,6 +429,14 @@ async def test_dashboard_renders_the_api_numbers(shared_gw) -> None:
     assert f'data-resolve="retry" data-id="{did(ATTENTION)}"' in html
     assert f'data-resolve="abandon" data-id="{did(ATTENTION)}"' in html
     assert "timeline unreadable: error page" in html
+    # the approval view: the flagged sentence highlighted in the draft, and listed, the rest escaped as text
+    assert f'id="metric-flaggedClaimsPending">{m["flaggedClaimsPending"]}<' in html and m["flaggedClaimsPending"] == 1
+    row = html.split(f'<tr data-decision="{did(FLAGGED)}">', 1)[1].split("</tr>", 1)[0]
+    assert (f'Small batches keep reviews honest. <mark class="claim">{FLAGGED_CLAIM}</mark> Ship small, '
+            "&lt;test&gt; it.") in row
+    assert f'<li><mark class="claim">{FLAGGED_CLAIM}</mark></li>' in row and "1 unsupported claim<" in row
+    assert html.count('<mark class="claim">') == 2  # only the flagged draft's row
+    assert 'id="x-pauses"' in html and "no 429" in html and "no 226 cooldown" in html
     assert (await client.get("/static/dashboard.js")).status_code == 200
 
 

@@ -30,7 +30,7 @@ ORDER = {
     "content_metadata": "decision_id", "posted_decisions": "decision_id", "outcomes": "decision_id, horizon_hours",
     "bandit_arms": "scope, arm_name", "api_usage": "request_id", "model_versions": "scope, version",
     "timing_slots": "scope, hour", "job_runs": "run_id, service", "flag_changes": "last_seq",
-    "gateway_counters": "name, key",
+    "gateway_counters": "name, key", "x_limit_answers": "last_seq",
 }
 
 

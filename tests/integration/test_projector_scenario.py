@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -13,6 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 import asyncpg
+import msgspec
 import pytest
 
 from services.gateway.app import create_app
@@ -75,8 +77,9 @@ def scenario(n_bulk: int = 0) -> list[Event]:
     """The story of a few days of the account, plus ``n_bulk`` extra decisions (queued, posted, measured)."""
     ev: list[Event] = []
     t = T0
-    # the seed's check: three real single drafts, queued
-    ev += [queued(i) for i in range(1, 4)]
+    # the seed's check: three real single drafts, queued; the claims gate flagged a sentence of the third
+    # (REQUIRE_APPROVAL=true: queued for a person with the claim highlighted)
+    ev += [queued(i) for i in range(1, 3)] + [flagged(FLAGGED)]
     # a gate blocked one (status skipped with the gate's reason)
     sk = queued(4)
     ev.append(DecisionSkipped(**{**{f: getattr(sk, f) for f in sk.__struct_fields__ if f != "event_id"},
@@ -97,7 +100,7 @@ def scenario(n_bulk: int = 0) -> list[Event]:
                              decision_type="thread", bandit_arm="opinion:data", timing_arm="h11",
                              url="https://x.com/acct/status/180000000000000000",
                              thread_tweet_ids=["180000000000000000", "180000000000000001"]))
-    # a reply: two failed attempts, the last final
+    # a reply: two failed attempts, the last final; X answered 226 ("looks automated") after the first
     ev.append(queued(6, kind="reply"))
     for a, final in ((1, False), (2, True)):
         ev.append(DecisionPostStarted(event_id=f"st-6-{a}", occurred_at=t + timedelta(hours=3, minutes=a),
@@ -105,6 +108,10 @@ def scenario(n_bulk: int = 0) -> list[Event]:
         ev.append(DecisionPostFailed(event_id=f"f-6-{a}", occurred_at=t + timedelta(hours=3, minutes=a, seconds=30),
                                      decision_id=did(6), attempt=a, error="compose box not found",
                                      error_code="selector", final=final))
+        if a == 1:
+            ev.append(DecisionPostFailed(event_id="f-6-226", occurred_at=COOLDOWN_226_AT, decision_id=did(6),
+                                         attempt=1, error="this request looks like it might be automated",
+                                         error_code="226"))
     # the operator: approve one, reject one, move one
     ev.append(queued(7))
     ev.append(queued(8))
@@ -115,6 +122,11 @@ def scenario(n_bulk: int = 0) -> list[Event]:
                                   scheduled_at=t + timedelta(hours=5), actor="ops"))
     # attempts in doubt (the answer was lost): doubt_story() below
     ev += doubt_story()
+    # the claims gate blocked a draft (approval off): skipped, with the sentence it could not support
+    claim = flagged(UNSUPPORTED)
+    ev.append(DecisionSkipped(**{**{f: getattr(claim, f) for f in claim.__struct_fields__ if f != "event_id"},
+                                 "event_id": f"s-{UNSUPPORTED}"}, gate="claims", skip_reason="unsupported_claim",
+                              score=0.0))
     # outcomes of the thread at +1 h (simulated) and +24 h (real)
     for h, sim, imp in ((1, True, 1200), (24, False, 5400)):
         ev.append(OutcomeRecorded(
@@ -168,11 +180,28 @@ def scenario(n_bulk: int = 0) -> list[Event]:
     return ev
 
 
+#: the queued draft whose claim the claims gate flagged for a person, and the one it skipped
+FLAGGED, UNSUPPORTED = 3, 13
+#: the sentence of each the account's facts do not hold
+FLAGGED_CLAIM = "We cut p95 latency by 42% last quarter."
+UNSUPPORTED_CLAIM = "I shipped 30 apps this year."
+#: X answered 226 (decision 6) and 429 (decision 11, paused until RATE_LIMITED_UNTIL)
+COOLDOWN_226_AT = T0 + timedelta(hours=3, minutes=1, seconds=40)
+RATE_LIMITED_UNTIL = T0 + timedelta(hours=6, minutes=57)
+
+
+def flagged(n: int) -> DecisionQueued:
+    """A draft with one sentence the claims gate flagged (the content holds it, between supported ones)."""
+    claim = FLAGGED_CLAIM if n == FLAGGED else UNSUPPORTED_CLAIM
+    q = queued(n, flagged_claims=[claim])
+    return msgspec.structs.replace(q, content=f"Small batches keep reviews honest. {claim} Ship small, <test> it.")
+
+
 #: the decisions of ``doubt_story``: 9 needs the operator, 10 was retried and posted, 11 was closed by the poster
 #: and waits out a 429, 12 was abandoned
 ATTENTION, RETRIED, CLOSED, ABANDONED = 9, 10, 11, 12
 #: rows ``scenario()`` makes besides its bulk decisions (each bulk decision adds one row to both)
-SCENARIO_DECISIONS, SCENARIO_OUTCOMES, SCENARIO_POSTED = 12, 3, 2
+SCENARIO_DECISIONS, SCENARIO_OUTCOMES, SCENARIO_POSTED = 13, 3, 2
 
 
 def doubt_story() -> list[Event]:
@@ -213,7 +242,7 @@ def doubt_story() -> list[Event]:
            started(CLOSED, 2, t + timedelta(minutes=41)),
            DecisionPostFailed(event_id="f-11-2", occurred_at=t + timedelta(minutes=42), decision_id=did(CLOSED),
                               attempt=2, error="rate limited", error_code="429",
-                              paused_until=t + timedelta(minutes=57))]
+                              paused_until=RATE_LIMITED_UNTIL)]
     ev += [queued(ABANDONED), started(ABANDONED, 1, t + timedelta(minutes=5)),
            lost(ABANDONED, 1, t + timedelta(minutes=6)),
            attention(ABANDONED, t + timedelta(hours=1), t + timedelta(minutes=6)),
@@ -320,7 +349,7 @@ async def test_seed_database_check_answers_as_the_seed_shows(bus, database_url) 
         got = {(r[0], r[1], r[2]): r[3] for r in rows}
         assert got[("queued", "real", "single")] == 5  # 1, 2, 3, the approved 7 and 11 (its doubt closed)
         assert got == {
-            ("queued", "real", "single"): 5, ("skipped", "real", "single"): 2,  # gate-blocked 4, rejected 8
+            ("queued", "real", "single"): 5, ("skipped", "real", "single"): 3,  # gate-blocked 4 and 13, rejected 8
             ("posted", "real", "thread"): 1, ("posted", "real", "reply"): 1, ("failed", "real", "reply"): 1,
             ("failed", "real", "single"): 1, ("in_doubt", "real", "single"): 1,
         }
@@ -330,6 +359,20 @@ async def test_seed_database_check_answers_as_the_seed_shows(bus, database_url) 
         assert (r4["status"], r4["gate"], r4["skip_reason"]) == ("skipped", "quality", "score 0.55 < 0.7")
         r6 = await conn.fetchrow("SELECT * FROM content_metadata WHERE decision_id = $1", did(6))
         assert r6["attempts"] == 2 and r6["error_message"] == "selector: compose box not found"
+        # the claims gate's sentences: for the person approving (queued) and why it was blocked (skipped)
+        r3 = await conn.fetchrow("SELECT * FROM content_metadata WHERE decision_id = $1", did(FLAGGED))
+        assert (r3["status"], json.loads(r3["flagged_claims"]), r3["approval"]) == ("queued", [FLAGGED_CLAIM], None)
+        assert FLAGGED_CLAIM in r3["content"]
+        r13 = await conn.fetchrow("SELECT * FROM content_metadata WHERE decision_id = $1", did(UNSUPPORTED))
+        assert (r13["status"], r13["gate"], r13["skip_reason"], json.loads(r13["flagged_claims"])) == (
+            "skipped", "claims", "unsupported_claim", [UNSUPPORTED_CLAIM])
+        assert await conn.fetchval("SELECT COUNT(*) FROM content_metadata WHERE flagged_claims <> '[]'") == 2
+        # X's limit answers: the 226 and the 429 (its pause), each once
+        limits = await conn.fetch("SELECT decision_id, error_code, attempt, paused_until, answered_at "
+                                  "FROM x_limit_answers ORDER BY last_seq")
+        assert [(str(x[0]), x[1], x[2], x[3], x[4]) for x in limits] == [
+            (did(6), "226", 1, None, COOLDOWN_226_AT),
+            (did(CLOSED), "429", 2, RATE_LIMITED_UNTIL, T0 + timedelta(hours=6, minutes=42))]
         r7 = await conn.fetchrow("SELECT * FROM content_metadata WHERE decision_id = $1", did(7))
         assert r7["approval"] == "approved" and r7["scheduled_at"] == T0 + timedelta(hours=5)
         r8 = await conn.fetchrow("SELECT * FROM content_metadata WHERE decision_id = $1", did(8))

@@ -246,3 +246,40 @@ def test_rows_do_not_depend_on_batch_boundaries_or_redelivery(cuts: list[int], r
         if i < redeliver:
             split.apply(b)  # redelivered: changes nothing
     assert split.tables == whole.tables and split.counters == whole.counters and split.offset == whole.offset
+
+
+def test_flagged_claims_are_kept_on_the_row_for_the_person_approving() -> None:
+    claim = "We cut p95 latency by 42% last quarter."
+    row = fold_all([queued(1, flagged_claims=[claim]),
+                    DecisionApproved(event_id="ap", occurred_at=T0, decision_id=did(1))])
+    assert row is not None and (row.flagged_claims, row.approval) == (f'["{claim}"]', "approved")
+    assert fold_all([queued(2)]).flagged_claims == "[]"  # type: ignore[union-attr]
+    # a later skip by the claims gate says which sentence blocked it; a later skip without any keeps them
+    q = queued(3)
+    sk = DecisionSkipped(**{**{f: getattr(q, f) for f in q.__struct_fields__ if f != "event_id"},
+                            "event_id": "s", "flagged_claims": [claim]}, gate="claims",
+                         skip_reason="unsupported_claim")
+    row = fold_all([q, sk])
+    assert row is not None and (row.status, row.gate, row.flagged_claims) == ("skipped", "claims", f'["{claim}"]')
+
+
+def test_x_limit_answers_are_rows_and_an_answer_in_doubt_is_not_one() -> None:
+    until = T0 + timedelta(minutes=15)
+    evs = [queued(1), *[DecisionPostFailed(event_id=f"f{i}", occurred_at=T0 + timedelta(minutes=i), decision_id=did(1),
+                                           attempt=1, error="x", error_code=code, in_doubt=doubt, paused_until=pu)
+                        for i, (code, doubt, pu) in enumerate((("429", False, until), ("226", False, None),
+                                                               ("429", True, until), ("timeout", False, None)))]]
+    w = fold_batch(items(evs), {})
+    assert [(r[0], r[2], r[4]) for r in w.limits] == [(2, "429", until), (3, "226", None)]
+    assert w.rows == 1 + 2 + 1  # the decision row, the two answers and the real_drafts_queued counter
+
+
+def test_highlight_marks_each_flagged_sentence_and_escapes_the_rest() -> None:
+    from services.gateway.routers.dashboard import highlight_claims
+
+    text = "A <b>tip</b>. We grew 40% & more. Again: We grew 40% & more."
+    out = str(highlight_claims(text, ["We grew 40% & more.", "", "not in the text"]))
+    mark = '<mark class="claim">We grew 40% &amp; more.</mark>'
+    assert out == f"A &lt;b&gt;tip&lt;/b&gt;. {mark} Again: {mark}"
+    assert str(highlight_claims("abcdef", ["abcd", "cdef"])) == '<mark class="claim">abcdef</mark>'  # merged
+    assert str(highlight_claims("<i>", [])) == "&lt;i&gt;"

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from shared.flags import FLAG_SPECS, env_view
 
@@ -24,6 +24,33 @@ from ..schemas import DeadLetters, LearningView
 from ..svg import Bar, Point, bar_chart, scatter_chart
 
 router = APIRouter(tags=["dashboard"])
+
+
+def highlight_claims(content: str, claims: list[str]) -> Markup:
+    """The draft, HTML-escaped, with every sentence the claims gate flagged wrapped in ``<mark class="claim">``
+    (each occurrence; overlapping ones merged), so the person approving sees exactly what is unsupported."""
+    spans: list[tuple[int, int]] = []
+    for claim in claims:
+        if not claim:
+            continue
+        start = content.find(claim)
+        while start >= 0:
+            spans.append((start, start + len(claim)))
+            start = content.find(claim, start + len(claim))
+    merged: list[list[int]] = []
+    for a, b in sorted(spans):
+        if merged and a <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], b)
+        else:
+            merged.append([a, b])
+    out, pos = [], 0
+    for a, b in merged:
+        out.append(escape(content[pos:a]))
+        out.append(Markup('<mark class="claim">%s</mark>') % content[a:b])
+        pos = b
+    out.append(escape(content[pos:]))
+    return Markup("").join(out)
+
 
 async def dashboard_context(gw: Any) -> dict[str, Any]:
     flags = gw.flags.current()
