@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 import msgspec
 
-from shared.events import DecisionPosted, OutcomeCollectionFailed, OutcomeRecorded
+from shared.events import TYPE_NAMES, DecisionPosted, OutcomeCollectionFailed, OutcomeRecorded
 from shared.learning.metrics import ENGAGEMENT_FIELDS, engagement_rate
 
 MISSED_WINDOW = "missed_window"
@@ -101,33 +102,46 @@ class CollectorState:
         return f is not None and f.final
 
 
-INTERESTED = frozenset({"decision.posted", "outcome.recorded", "outcome.collection_failed"})
+def _posted(state: CollectorState, event: DecisionPosted) -> None:
+    if event.decision_id not in state.posted:
+        state.posted_order.append(event.decision_id)
+    state.posted[event.decision_id] = PostedInfo(
+        decision_id=event.decision_id,
+        tweet_id=event.tweet_id,
+        posted_at=event.posted_at,
+        decision_type=event.decision_type,
+        bandit_arm=event.bandit_arm,
+        timing_arm=event.timing_arm,
+        simulated=event.simulated,
+    )
+
+
+def _recorded(state: CollectorState, event: OutcomeRecorded) -> None:
+    state.recorded.add((event.decision_id, hours(event.horizon_hours)))
+
+
+def _collection_failed(state: CollectorState, event: OutcomeCollectionFailed) -> None:
+    key = (event.decision_id, hours(event.horizon_hours))
+    prev = state.failures.get(key)
+    attempts = max(event.attempt, prev.attempts if prev else 0)
+    final = event.final or (prev.final if prev else False)
+    state.failures[key] = FailureInfo(attempts=attempts, final=final, reason=event.reason)
+
+
+#: event type -> how it changes the state
+_EVOLVE: dict[type, Callable[[CollectorState, Any], None]] = {
+    DecisionPosted: _posted, OutcomeRecorded: _recorded, OutcomeCollectionFailed: _collection_failed,
+}
+#: the event types the projection decodes: those ``evolve`` folds (derived from its dispatch)
+INTERESTED = frozenset(name for name, t in TYPE_NAMES.items() if t in _EVOLVE)
 
 
 def evolve(state: CollectorState, event: object) -> CollectorState:
     """Apply one event (in log order). Idempotent: applying an event twice changes nothing the second time."""
-    if isinstance(event, DecisionPosted):
-        if event.decision_id not in state.posted:
-            state.posted_order.append(event.decision_id)
-        state.posted[event.decision_id] = PostedInfo(
-            decision_id=event.decision_id,
-            tweet_id=event.tweet_id,
-            posted_at=event.posted_at,
-            decision_type=event.decision_type,
-            bandit_arm=event.bandit_arm,
-            timing_arm=event.timing_arm,
-            simulated=event.simulated,
-        )
-    elif isinstance(event, OutcomeRecorded):
-        state.recorded.add((event.decision_id, hours(event.horizon_hours)))
-    elif isinstance(event, OutcomeCollectionFailed):
-        key = (event.decision_id, hours(event.horizon_hours))
-        prev = state.failures.get(key)
-        attempts = max(event.attempt, prev.attempts if prev else 0)
-        final = event.final or (prev.final if prev else False)
-        state.failures[key] = FailureInfo(attempts=attempts, final=final, reason=event.reason)
-    else:
+    step = _EVOLVE.get(type(event))
+    if step is None:
         return state
+    step(state, event)
     state.events_applied += 1
     return state
 

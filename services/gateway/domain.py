@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import re
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -24,7 +24,6 @@ from shared.events import (
     DecisionApproved,
     DecisionAttentionNeeded,
     DecisionDoubtResolved,
-    DecisionPartPosted,
     DecisionPosted,
     DecisionPostFailed,
     DecisionPostSkipped,
@@ -33,12 +32,6 @@ from shared.events import (
     DecisionRejected,
     DecisionRescheduled,
     DecisionSkipped,
-    FlagChanged,
-    JobCompleted,
-    LlmCallCompleted,
-    LlmCallFailed,
-    ModelUpdated,
-    OutcomeRecorded,
 )
 
 INT4_MAX = 2**31 - 1
@@ -309,22 +302,23 @@ def decision_status(events: Iterable[Any]) -> str | None:
 # --- the batch ---------------------------------------------------------------------------------------------
 @dataclass
 class BatchWrites:
-    """Rows to upsert, keyed by primary key (the last event for a key wins), counters to add, dead letters."""
+    """What a batch writes: each read model's rows by primary key (``tables[table][key]``; the last event for a
+    key wins), counters to add, dead letters. ``existing`` holds the decision rows as the database had them
+    before the batch (loaded by the projector in the same transaction)."""
 
-    decisions: dict[str, DecisionRow] = field(default_factory=dict)
-    posted: dict[str, tuple[Any, ...]] = field(default_factory=dict)
-    outcomes: dict[tuple[str, Decimal], tuple[Any, ...]] = field(default_factory=dict)
-    arms: dict[tuple[str, str], tuple[Any, ...]] = field(default_factory=dict)
-    models: dict[tuple[str, int], tuple[Any, ...]] = field(default_factory=dict)
-    slots: dict[tuple[str, int], tuple[Any, ...]] = field(default_factory=dict)
-    usage: dict[str, tuple[Any, ...]] = field(default_factory=dict)
-    jobs: dict[tuple[str, str], tuple[Any, ...]] = field(default_factory=dict)
-    flags: list[tuple[Any, ...]] = field(default_factory=list)
-    limits: list[tuple[Any, ...]] = field(default_factory=list)  # X's 226 / 429 answers (x_limit_answers)
+    existing: dict[str, DecisionRow] = field(default_factory=dict)
+    tables: dict[str, dict[Any, Any]] = field(default_factory=dict)
     counters: dict[tuple[str, str], list[int]] = field(default_factory=dict)  # (name, key) -> [delta, last_seq]
     dead: list[tuple[ReadItem, str]] = field(default_factory=list)
     events: int = 0
     last_seq: int = 0
+
+    def rows_of(self, table: str) -> dict[Any, Any]:
+        """The batch's rows of one table, by key (created empty on first use)."""
+        rows = self.tables.get(table)
+        if rows is None:
+            rows = self.tables[table] = {}
+        return rows
 
     def count(self, name: str, key: str, delta: int, seq: int) -> None:
         c = self.counters.setdefault((name, key), [0, seq])
@@ -333,139 +327,41 @@ class BatchWrites:
 
     @property
     def rows(self) -> int:
-        return (len(self.decisions) + len(self.posted) + len(self.outcomes) + len(self.arms) + len(self.models)
-                + len(self.slots) + len(self.usage) + len(self.jobs) + len(self.flags) + len(self.limits)
-                + len(self.counters))
+        return sum(len(t) for t in self.tables.values()) + len(self.counters)
 
 
-DECISION_EVENTS = (
-    DecisionQueued, DecisionSkipped, DecisionPostSkipped, DecisionPostStarted, DecisionPartPosted, DecisionPosted,
-    DecisionPostFailed, DecisionApproved, DecisionRejected, DecisionRescheduled, DecisionAttentionNeeded,
-    DecisionDoubtResolved,
-)
+#: one table's fold: (that table's rows of the batch, the batch, the event, its sequence) -> None. Pure: it adds or
+#: replaces rows (and counts counters); raising ApplyError (or ValueError, TypeError, OverflowError) dead-letters
+#: the event.
+Fold = Callable[[dict[Any, Any], BatchWrites, Any, int], None]
+#: an event type's folds, in the registry's order: (table, fold)
+Steps = tuple[tuple[str, Fold], ...]
 
 
-_DECISION, _OUTCOME, _MODEL, _LLM, _JOB, _FLAG = range(6)
-_KIND_OF_BASE: tuple[tuple[Any, int], ...] = (
-    (DECISION_EVENTS, _DECISION), (OutcomeRecorded, _OUTCOME), (ModelUpdated, _MODEL),
-    ((LlmCallCompleted, LlmCallFailed), _LLM), (JobCompleted, _JOB), (FlagChanged, _FLAG),
-)
-#: event type -> which rows it makes (None: no row); one dict lookup per event instead of a chain of isinstance
-_KINDS: dict[type, int | None] = {}
+def fold_batch(items: Iterable[ReadItem], existing: dict[str, DecisionRow],
+               steps_for: Callable[[type], Steps] | None = None) -> BatchWrites:
+    """Every item of the batch, in order, through the folds registered for its type (``read_models``: each table
+    once, with the event types it folds). A malformed or unusable event becomes a dead letter, never a stop."""
+    if steps_for is None:  # the registry (built on this module) is found at call time
+        from .read_models import steps_for as registered
 
-
-def _kind(t: type) -> int | None:
-    try:
-        return _KINDS[t]
-    except KeyError:
-        k = next((v for base, v in _KIND_OF_BASE if issubclass(t, base)), None)
-        _KINDS[t] = k
-        return k
-
-
-def touched_decisions(items: Iterable[ReadItem]) -> set[str]:
-    """The decision rows a batch may change (the projector loads them first)."""
-    out: set[str] = set()
-    for it in items:
-        ev: Any = it.event
-        if ev is not None and _kind(type(ev)) == _DECISION:
-            try:
-                out.add(uuid_str(ev.decision_id))
-            except ApplyError:
-                pass
-    return out
-
-
-def fold_batch(items: Iterable[ReadItem], existing: dict[str, DecisionRow]) -> BatchWrites:
-    """Every item of the batch, in order. A malformed or unusable event becomes a dead letter, never a stop."""
-    w = BatchWrites()
+        steps_for = registered
+    w = BatchWrites(existing=existing)
+    rows_of = w.rows_of
+    dead = w.dead
     for it in items:
         w.events += 1
         if it.seq > w.last_seq:
             w.last_seq = it.seq
         if it.error is not None:
-            w.dead.append((it, it.error))
+            dead.append((it, it.error))
             continue
-        if it.event is None:
+        ev = it.event
+        if ev is None:
             continue
         try:
-            _fold_one(w, existing, it.event, it.seq)
+            for table, fold in steps_for(type(ev)):
+                fold(rows_of(table), w, ev, it.seq)
         except (ApplyError, ValueError, TypeError, OverflowError) as exc:
-            w.dead.append((it, f"apply: {exc}"))
+            dead.append((it, f"apply: {exc}"))
     return w
-
-
-def _fold_one(w: BatchWrites, existing: dict[str, DecisionRow], ev: Any, seq: int) -> None:
-    kind = _kind(type(ev))
-    if kind is None:
-        return
-    if kind == _DECISION:
-        did = uuid_str(ev.decision_id)
-        before = w.decisions.get(did) or existing.get(did)
-        row = evolve_decision(before, ev, seq)
-        if row is not None:
-            w.decisions[did] = row
-        if isinstance(ev, DecisionQueued):
-            if before is None and ev.generation_source == "real":  # a decision's first draft, written by the LLM
-                w.count(REAL_QUEUED, text(ev.decision_type) or "", 1, seq)
-        elif isinstance(ev, DecisionPostStarted):
-            w.count(POSTS_ATTEMPTED, "", 1, seq)
-        elif isinstance(ev, DecisionPostSkipped):
-            w.count(POST_SKIPPED, text(ev.reason) or "", 1, seq)
-        elif isinstance(ev, DecisionPostFailed):
-            if ev.error_code in X_LIMIT_CODES and (ev.final or not ev.in_doubt):  # as the poster counts them
-                w.limits.append((seq, did, ev.error_code, i4(ev.attempt, "attempt"), ts(ev.paused_until),
-                                 ts(ev.occurred_at)))
-        elif isinstance(ev, DecisionPosted):
-            w.posted[did] = (
-                did, text(ev.tweet_id), ts(ev.posted_at), text(ev.bandit_arm), text(ev.timing_arm),
-                ev.decision_type, text(ev.url), ev.simulated, ev.recovered, as_json(ev.thread_tweet_ids), seq,
-            )
-    elif kind == _OUTCOME:
-        did = uuid_str(ev.decision_id)
-        h = horizon(ev.horizon_hours)
-        w.outcomes[(did, h)] = (
-            did, h, text(ev.tweet_id), i8(ev.impressions, "impressions"), i8(ev.likes, "likes"),
-            i8(ev.retweets, "retweets"), i8(ev.replies, "replies"), i8(ev.bookmarks, "bookmarks"),
-            i8(ev.quotes, "quotes"), num(ev.er_calculated), ev.simulated, ts(ev.collected_at), seq,
-        )
-    elif kind == _MODEL:
-        version = i4(ev.version, "version") or 0
-        for a in ev.arms:
-            w.arms[(text(a.scope) or "", text(a.arm) or "")] = (
-                a.scope, a.arm, i4(a.successes, "successes"), i4(a.failures, "failures"), num(a.alpha),
-                num(a.beta), version, ts(ev.occurred_at), seq,
-            )
-        for s in ev.slots:
-            w.slots[(text(ev.scope) or "", i4(s.hour, "hour") or 0)] = (
-                ev.scope, s.hour, i4(s.n, "n"), num(s.mean_er), version, ts(ev.occurred_at), seq,
-            )
-        w.models[(text(ev.scope) or "", version)] = (
-            ev.scope, version, i4(ev.outcomes_used, "outcomes_used"), ev.simulated_used, num(ev.success_er_threshold),
-            text(ev.predictor_skipped_reason), as_json(ev.predictors), len(ev.arms), ts(ev.occurred_at), seq,
-        )
-        if ev.arms:
-            w.count(ARMS_UPDATED, "", len(ev.arms), seq)
-    elif kind == _LLM:
-        failed = isinstance(ev, LlmCallFailed)
-        w.usage[text(ev.request_id) or ""] = (
-            ev.request_id, text(ev.kind), text(ev.model), i4(ev.total_tokens, "total_tokens"),
-            i4(ev.prompt_tokens, "prompt_tokens"), i4(ev.completion_tokens, "completion_tokens"), num(ev.cost_usd) or 0,
-            text(ev.status), text(ev.failure_reason) if failed else None, ts(ev.occurred_at), seq,  # type: ignore[union-attr]
-        )
-        if failed and ev.failure_reason == "invalid_response":  # type: ignore[union-attr]
-            w.count(LLM_WASTED, text(ev.wasted_reason) or "invalid_response", 1, seq)  # type: ignore[union-attr]
-        elif not failed:
-            for repair in ev.repairs:  # type: ignore[union-attr]
-                w.count(LLM_REPAIRED, text(repair) or "", 1, seq)
-    elif kind == _JOB:
-        w.jobs[(text(ev.run_id) or "", text(ev.service) or "")] = (
-            ev.run_id, ev.service, text(ev.job), text(ev.status), as_json(ev.counts), text(ev.detail) or "",
-            ts(ev.occurred_at), seq,
-        )
-    elif kind == _FLAG:
-        w.flags.append((
-            seq, ev.event_id, text(ev.flag), text(ev.old_value), text(ev.new_value), text(ev.actor) or "",
-            text(ev.source) or "", ts(ev.occurred_at),
-        ))
-    # OutcomeCollectionFailed and others: in the log and in the timelines, no table row

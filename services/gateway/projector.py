@@ -3,7 +3,7 @@
 A reader task streams the log (ordered consumer) into a bounded queue; the writer takes up to ``batch_size``
 items (or what arrived within ``flush_s``) and applies them in ONE transaction: lock this projector's
 ``projection_offsets`` row, skip what is already applied, load the decision rows the batch touches, fold
-(pure, ``domain.fold_batch``), upsert every table with column arrays, and move the offset. So:
+(pure, ``domain.fold_batch`` through the folds of ``read_models``), upsert every table with column arrays, and move the offset. So:
 
 - a redelivered batch changes nothing (the offset and each row's ``last_seq`` guard it);
 - two gateways projecting serialize on the offset row and each applies only what the other has not;
@@ -23,14 +23,14 @@ from collections.abc import Callable
 from typing import Any
 
 import asyncpg
-import msgspec
 import structlog
 
 from shared.bus import ReadItem
 from shared.bus.core import cancel_quietly
 
 from . import sql
-from .domain import BatchWrites, DecisionRow, fold_batch, touched_decisions
+from .domain import BatchWrites, DecisionRow, fold_batch
+from .read_models import DECODED, READ_MODELS, decision_row, touched_decisions
 
 log = structlog.get_logger("projector")
 
@@ -206,7 +206,7 @@ class Projector:
         next_seq = from_seq
         while True:
             try:
-                async for item in self.bus.read(None, from_seq=next_seq, follow=self._follow):
+                async for item in self.bus.read(None, from_seq=next_seq, follow=self._follow, names=DECODED):
                     if item.caught_up:
                         await queue.put(item)
                         continue
@@ -321,9 +321,8 @@ class Projector:
             existing: dict[str, DecisionRow] = {}
             if ids:
                 for r in await conn.fetch(sql.LOAD_DECISIONS, list(ids)):
-                    d = dict(r)
-                    d["decision_id"] = str(d["decision_id"])
-                    existing[d["decision_id"]] = DecisionRow(**d)
+                    row = decision_row(r)
+                    existing[row.decision_id] = row
             w = fold_batch(items, existing)
             if w.dead:
                 await self._dead_letter(w.dead)
@@ -339,21 +338,11 @@ class Projector:
             self.on_progress(self.position)
 
     async def _write(self, conn: asyncpg.Connection, w: BatchWrites) -> None:
-        for up, rows in (
-            (sql.DECISIONS, [_decision_tuple(r) for r in w.decisions.values()]),
-            (sql.POSTED, list(w.posted.values())),
-            (sql.OUTCOMES, list(w.outcomes.values())),
-            (sql.ARMS, list(w.arms.values())),
-            (sql.MODELS, list(w.models.values())),
-            (sql.SLOTS, list(w.slots.values())),
-            (sql.USAGE, list(w.usage.values())),
-            (sql.JOBS, list(w.jobs.values())),
-            (sql.FLAGS, w.flags),
-            (sql.LIMITS, w.limits),
-            (sql.COUNTERS, [(n, k, d, s) for (n, k), (d, s) in w.counters.items()]),
-        ):
+        """Every read model's rows of the batch (the registry's tables, one upsert or COPY each)."""
+        for model in READ_MODELS:
+            rows = model.rows(w)
             if rows:
-                await self._write_table(conn, up, rows)
+                await self._write_table(conn, model.upsert, rows)
 
     async def _write_table(self, conn: asyncpg.Connection, up: sql.Upsert, rows: list[tuple[Any, ...]]) -> None:
         """One table's rows of the batch: one upsert (from a COPY into the staging table when there are many)."""
@@ -413,6 +402,3 @@ class Projector:
             if not conn.is_closed():
                 conn.terminate()
 
-
-def _decision_tuple(row: DecisionRow) -> tuple[Any, ...]:
-    return msgspec.structs.astuple(row)  # fields in DECISION_COLUMNS order

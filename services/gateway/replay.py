@@ -21,11 +21,13 @@ import structlog
 
 from shared.bus import BusNames, JetStreamBus, ReadItem
 from shared.bus.core import cancel_quietly
+from shared.bus.jetstream import _type_of_subject
 from shared.db import apply_migrations
 from shared.events import decode
 
 from . import sql
 from .projector import Projector, Rewind
+from .read_models import DECODED
 from .rebuild_reader import ReaderConfig, ReaderProcess, spec_of
 
 log = structlog.get_logger("rebuild")
@@ -123,6 +125,8 @@ class RebuildProjector(Projector):
         try:
             async for items in reader.frames():
                 for item in items:
+                    if _type_of_subject(item.subject) not in DECODED:  # no table folds it: as the live read
+                        continue
                     try:
                         item.event = dec(item.data)
                     except Exception as exc:  # malformed: dead-lettered by the fold, as in the live projector

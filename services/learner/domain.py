@@ -22,6 +22,7 @@ each ER adjusted for its arm's effect (``bandits.arm_adjusted_slot_observations`
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -29,6 +30,7 @@ from typing import Any
 import msgspec
 
 from shared.events import (
+    TYPE_NAMES,
     ArmState,
     DecisionPosted,
     DecisionQueued,
@@ -45,7 +47,6 @@ MODEL_SCOPE = "main"
 INSUFFICIENT_REAL = f"[LEARN_JOB] ⚠️ Training skipped: insufficient real outcomes (need {MIN_OUTCOMES})"
 INSUFFICIENT_ANY = f"[LEARN_JOB] ⚠️ Training skipped: insufficient outcomes (need {MIN_OUTCOMES})"
 
-INTERESTED = frozenset({"decision.queued", "decision.posted", "outcome.recorded", "model.updated"})
 
 
 class DecisionInfo(msgspec.Struct, frozen=True, kw_only=True):
@@ -103,44 +104,63 @@ def _hour(at: datetime | None) -> int | None:
     return None if at is None else at.hour
 
 
+def _queued(state: LearnerState, event: DecisionQueued, seq: int) -> None:
+    state.decisions[event.decision_id] = DecisionInfo(
+        decision_id=event.decision_id,
+        decision_type=event.decision_type,
+        bandit_arm=event.bandit_arm,
+        timing_arm=event.timing_arm,
+        topic=event.topic_cluster,
+        angle=event.angle,
+        scheduled_hour=_hour(event.scheduled_at),
+        quality_score=event.quality_score,
+        n_parts=max(1, len(event.parts)),
+        features=dict(event.features),
+    )
+
+
+def _posted(state: LearnerState, event: DecisionPosted, seq: int) -> None:
+    state.posted_hour[event.decision_id] = event.posted_at.hour
+
+
+def _outcome(state: LearnerState, event: OutcomeRecorded, seq: int) -> None:
+    by_h = state.outcomes.setdefault(event.decision_id, {})
+    h = event.horizon_hours  # not int(): +0.25 h and +0.5 h are two horizons
+    if h not in by_h:
+        state.outcome_events += 1
+        state.outcomes_since_model += 1
+    by_h[h] = OutcomeObs(
+        horizon_hours=h,
+        er=event.er_calculated,
+        simulated=event.simulated,
+        bandit_arm=event.bandit_arm,
+        decision_type=event.decision_type,
+        timing_arm=event.timing_arm,
+    )
+
+
+def _model(state: LearnerState, event: ModelUpdated, seq: int) -> None:
+    if event.scope == MODEL_SCOPE:
+        state.model_seq = max(state.model_seq, seq)  # the model subject's last sequence, whatever it holds
+        if event.version >= state.model_version:
+            state.model_version = event.version
+            state.last_model = event
+            state.outcomes_since_model = 0
+
+
+#: event type -> how it changes the state
+_EVOLVE: dict[type, Callable[[LearnerState, Any, int], None]] = {
+    DecisionQueued: _queued, DecisionPosted: _posted, OutcomeRecorded: _outcome, ModelUpdated: _model,
+}
+#: the event types the projection decodes: those ``evolve`` folds (derived from its dispatch)
+INTERESTED = frozenset(name for name, t in TYPE_NAMES.items() if t in _EVOLVE)
+
+
 def evolve(state: LearnerState, event: object, seq: int = 0) -> LearnerState:
     """Apply one event in log order; applying the same event twice changes nothing the second time."""
-    if isinstance(event, DecisionQueued):
-        state.decisions[event.decision_id] = DecisionInfo(
-            decision_id=event.decision_id,
-            decision_type=event.decision_type,
-            bandit_arm=event.bandit_arm,
-            timing_arm=event.timing_arm,
-            topic=event.topic_cluster,
-            angle=event.angle,
-            scheduled_hour=_hour(event.scheduled_at),
-            quality_score=event.quality_score,
-            n_parts=max(1, len(event.parts)),
-            features=dict(event.features),
-        )
-    elif isinstance(event, DecisionPosted):
-        state.posted_hour[event.decision_id] = event.posted_at.hour
-    elif isinstance(event, OutcomeRecorded):
-        by_h = state.outcomes.setdefault(event.decision_id, {})
-        h = event.horizon_hours  # not int(): +0.25 h and +0.5 h are two horizons
-        if h not in by_h:
-            state.outcome_events += 1
-            state.outcomes_since_model += 1
-        by_h[h] = OutcomeObs(
-            horizon_hours=h,
-            er=event.er_calculated,
-            simulated=event.simulated,
-            bandit_arm=event.bandit_arm,
-            decision_type=event.decision_type,
-            timing_arm=event.timing_arm,
-        )
-    elif isinstance(event, ModelUpdated):
-        if event.scope == MODEL_SCOPE:
-            state.model_seq = max(state.model_seq, seq)  # the model subject's last sequence, whatever it holds
-            if event.version >= state.model_version:
-                state.model_version = event.version
-                state.last_model = event
-                state.outcomes_since_model = 0
+    step = _EVOLVE.get(type(event))
+    if step is not None:
+        step(state, event, seq)
     return state
 
 

@@ -12,6 +12,7 @@ import pytest
 
 from services.gateway import sql
 from services.gateway.projector import Projector
+from services.gateway.read_models import READ_MODELS
 from services.gateway.replay import rebuild
 from shared.bus import ReadItem
 from shared.events import DecisionQueued
@@ -26,12 +27,8 @@ from tests.integration.test_projector_scenario import (
 
 pytestmark = pytest.mark.integration
 
-ORDER = {
-    "content_metadata": "decision_id", "posted_decisions": "decision_id", "outcomes": "decision_id, horizon_hours",
-    "bandit_arms": "scope, arm_name", "api_usage": "request_id", "model_versions": "scope, version",
-    "timing_slots": "scope, hour", "job_runs": "run_id, service", "flag_changes": "last_seq",
-    "gateway_counters": "name, key", "x_limit_answers": "last_seq",
-}
+#: every read model's rows in primary-key order
+ORDER = {m.table: ", ".join(m.upsert.key) for m in READ_MODELS}
 
 
 async def snapshot(database_url: str) -> dict[str, list[tuple[Any, ...]]]:

@@ -21,9 +21,9 @@ from services.gateway.domain import (
     evolve_decision,
     fold_batch,
     num,
-    touched_decisions,
     uuid_str,
 )
+from services.gateway.read_models import READ_MODELS, touched_decisions
 from shared.bus import ReadItem
 from shared.events import (
     DecisionApproved,
@@ -176,7 +176,7 @@ def test_fold_dead_letters_what_no_row_can_hold() -> None:
     its = items([bad, nul, good])
     its.insert(1, ReadItem(99, "xbot.evt.decision.q.queued", b"{", error="DecodeError: truncated"))
     w = fold_batch(its, {})
-    assert list(w.decisions) == [did(1)]
+    assert list(w.tables["content_metadata"]) == [did(1)]
     reasons = [r for _, r in w.dead]
     assert len(reasons) == 3 and "not a UUID" in reasons[0] and "DecodeError" in reasons[1] and "NUL" in reasons[2]
     assert w.last_seq == 99 and w.events == 4
@@ -196,13 +196,16 @@ def test_counters_and_model_rows() -> None:
     assert w.counters[(POSTS_ATTEMPTED, "")][0] == 9
     assert w.counters[(POST_SKIPPED, "posting_disabled")][0] == 3
     assert w.counters[(ARMS_UPDATED, "")][0] == 6
-    assert len(w.arms) == 3 and len(w.slots) == 24 and len(w.models) == 2 and len(w.usage) == 4
-    assert {r[1] for r in w.arms.values()} == {"howto:story", "opinion:data", "howto:list"}
+    t = w.tables
+    assert len(t["bandit_arms"]) == 3 and len(t["timing_slots"]) == 24 and len(t["model_versions"]) == 2
+    assert len(t["api_usage"]) == 4
+    assert {r[1] for r in t["bandit_arms"].values()} == {"howto:story", "opinion:data", "howto:list"}
 
 
 # --- batch boundaries do not matter ------------------------------------------------------------------------
 class FakeTables:
-    """The SQL's semantics in memory: upsert only with a later last_seq; counters add; the offset guards."""
+    """The SQL's semantics in memory, for every registered read model (each upsert's mode): replace only with a
+    later last_seq; ignore keeps the first row of a key; counters add; the offset guards."""
 
     def __init__(self) -> None:
         self.offset = 0
@@ -213,19 +216,24 @@ class FakeTables:
         batch = [i for i in batch if i.seq > self.offset]
         if not batch:
             return
-        w: BatchWrites = fold_batch(batch, dict(self.tables.get("decisions", {})))
-        for name in ("decisions", "posted", "outcomes", "arms", "models", "slots", "usage", "jobs"):
-            table = self.tables.setdefault(name, {})
-            for key, row in getattr(w, name).items():
-                seq = row.last_seq if name == "decisions" else row[-1]
+        w: BatchWrites = fold_batch(batch, dict(self.tables.get("content_metadata", {})))
+        for model in READ_MODELS:
+            up = model.upsert
+            if up.mode == "add":
+                for key, (delta, _seq) in w.counters.items():
+                    self.counters[key] = self.counters.get(key, 0) + delta
+                continue
+            table = self.tables.setdefault(model.table, {})
+            seq_at = up.names.index("last_seq")
+            for key, row in w.tables.get(model.table, {}).items():
+                if up.mode == "ignore":
+                    table.setdefault(key, row)
+                    continue
+                seq = row.last_seq if isinstance(row, DecisionRow) else row[seq_at]
                 old = table.get(key)
-                old_seq = None if old is None else (old.last_seq if name == "decisions" else old[-1])
+                old_seq = None if old is None else (old.last_seq if isinstance(old, DecisionRow) else old[seq_at])
                 if old_seq is None or old_seq < seq:
                     table[key] = row
-        for f in w.flags:
-            self.tables.setdefault("flags", {}).setdefault(f[0], f)
-        for key, (delta, _seq) in w.counters.items():
-            self.counters[key] = self.counters.get(key, 0) + delta
         self.offset = w.last_seq
 
 
@@ -270,7 +278,7 @@ def test_x_limit_answers_are_rows_and_an_answer_in_doubt_is_not_one() -> None:
                         for i, (code, doubt, pu) in enumerate((("429", False, until), ("226", False, None),
                                                                ("429", True, until), ("timeout", False, None)))]]
     w = fold_batch(items(evs), {})
-    assert [(r[0], r[2], r[4]) for r in w.limits] == [(2, "429", until), (3, "226", None)]
+    assert [(r[0], r[2], r[4]) for r in w.tables["x_limit_answers"].values()] == [(2, "429", until), (3, "226", None)]
     assert w.rows == 1 + 2 + 1  # the decision row, the two answers and the real_drafts_queued counter
 
 
