@@ -41,6 +41,6 @@ async def wire(ctx: ServiceContext) -> tuple[PlanDeps, ServiceParts]:
     )
 
     async def plan(cmd: Command) -> dict[str, int]:
-        return await plan_job(cmd, deps, evt_prefix=bus.names.evt_prefix)
+        return await plan_job(cmd, deps)
 
     return deps, d.parts(jobs={"plan": plan}, schedules={"plan": s.PLAN_INTERVAL_MINUTES * 60.0})

@@ -32,14 +32,13 @@ from datetime import datetime
 import numpy as np
 import structlog
 
-from shared.bus import WrongSequence
+from shared.bus import FIRST_EVENT, WrongSequence
 from shared.drafting import (
     GateRules,
     Predictor,
     Proposal,
     RecentDecisions,
     draft_features,
-    first_event_guard,
     judge_draft,
     predicted_er,
     publish_draft,
@@ -106,13 +105,13 @@ def run_rng(seed: int, run_id: str) -> np.random.Generator:
     return np.random.default_rng(int.from_bytes(digest[:8], "little"))
 
 
-async def plan_job(cmd: Command, deps: PlanDeps, *, evt_prefix: str) -> dict[str, int]:
+async def plan_job(cmd: Command, deps: PlanDeps) -> dict[str, int]:
     """One ``plan`` run. Returns counts: queued, skipped, failed, duplicate (and ``_skipped`` when nothing ran)."""
     async with deps.lock:
-        return await _plan(cmd, deps, evt_prefix)
+        return await _plan(cmd, deps)
 
 
-async def _plan(cmd: Command, deps: PlanDeps, evt_prefix: str) -> dict[str, int]:
+async def _plan(cmd: Command, deps: PlanDeps) -> dict[str, int]:
     if deps.catch_up is not None:
         await deps.catch_up()
     flags = deps.flags()
@@ -179,7 +178,7 @@ async def _plan(cmd: Command, deps: PlanDeps, evt_prefix: str) -> dict[str, int]
     try:
         for (p, draft), embedding in zip(drafts, embeddings, strict=True):
             s = await _judge_and_publish(p, draft, embedding, embedded.model, deps, policy, rules, rng, cmd,
-                                         evt_prefix, counts, source=source)
+                                         counts, source=source)
             if s is not None:
                 sent.append(s)
     except BaseException:
@@ -233,7 +232,7 @@ def _log_failure(exc: LLMFailure, decision_id: str, live: bool) -> None:
 
 async def _judge_and_publish(
     p: Pick, draft: Draft, embedding: bytes, embedding_model: str, deps: PlanDeps, policy: PlanPolicy,
-    rules: GateRules, rng: np.random.Generator, cmd: Command, evt_prefix: str, counts: dict[str, int], *,
+    rules: GateRules, rng: np.random.Generator, cmd: Command, counts: dict[str, int], *,
     source: str,
 ) -> Sent | None:
     """Judge one draft, slot it once it passed every gate, and write its event. A skipped one is only sent when
@@ -270,9 +269,9 @@ async def _judge_and_publish(
         event = skipped_event(proposal, verdict, now=now, features=feats,
                               predicted_er=predicted_er(deps.state.model, feats, deps.predict))
     if isinstance(event, DecisionSkipped) and deps.publish_begin is not None:
-        seq = await deps.publish_begin(event, **first_event_guard(decision_id, evt_prefix))
+        seq = await deps.publish_begin(event, expect=FIRST_EVENT)
         return Sent(decision_id, outcome, seq)
-    if not await publish_draft(deps.publish, event, evt_prefix):
+    if not await publish_draft(deps.publish, event):
         counts["duplicate"] += 1
         return None
     if isinstance(event, DecisionQueued):

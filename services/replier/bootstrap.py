@@ -26,7 +26,6 @@ async def wire(ctx: ServiceContext) -> tuple[ReplyDeps, ServiceParts]:
 
     s: ReplierSettings = ctx.settings
     d = await wire_drafting(ctx, s)  # MODE=live also needs X_USERNAME (ReplierSettings.check_live)
-    bus = ctx.bus
     deps = ReplyDeps(
         state=d.state,
         flags=ctx.flags.current,
@@ -49,6 +48,6 @@ async def wire(ctx: ServiceContext) -> tuple[ReplyDeps, ServiceParts]:
     )
 
     async def reply(cmd: Command) -> dict[str, int]:
-        return await reply_job(cmd, deps, evt_prefix=bus.names.evt_prefix)
+        return await reply_job(cmd, deps)
 
     return deps, d.parts(jobs={"reply": reply}, schedules={"reply": s.REPLY_INTERVAL_MINUTES * 60.0})

@@ -104,12 +104,12 @@ async def read_candidates(x: XAccount, deps: ReplyDeps) -> tuple[list[TweetView]
     return tweets, errors
 
 
-async def reply_job(cmd: Command, deps: ReplyDeps, *, evt_prefix: str) -> dict[str, int]:
+async def reply_job(cmd: Command, deps: ReplyDeps) -> dict[str, int]:
     async with deps.lock:
-        return await _reply(cmd, deps, evt_prefix)
+        return await _reply(cmd, deps)
 
 
-async def _reply(cmd: Command, deps: ReplyDeps, evt_prefix: str) -> dict[str, int]:
+async def _reply(cmd: Command, deps: ReplyDeps) -> dict[str, int]:
     if deps.catch_up is not None:
         await deps.catch_up()
     flags = deps.flags()
@@ -199,7 +199,7 @@ async def _reply(cmd: Command, deps: ReplyDeps, evt_prefix: str) -> dict[str, in
         feats = verdict.scored(draft_features(parts, decision_type="reply", topic=topic, angle=style, hour=at.hour))
         event = draft_event(proposal, verdict, now=now, scheduled_at=at, timing_arm=timing_arm(at.hour),
                             features=feats, predicted_er=predicted_er(deps.state.model, feats, deps.predict))
-        if not await publish_draft(deps.publish, event, evt_prefix):
+        if not await publish_draft(deps.publish, event):
             counts["duplicate"] += 1
             continue
         if isinstance(event, DecisionQueued):

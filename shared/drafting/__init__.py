@@ -4,7 +4,7 @@
 * ``schedule`` -- spacing: ``BusyTimes``, ``earliest_free``, ``hour_window``;
 * ``judge`` -- judging a draft, pure: ``judge_draft(Proposal, state, GateRules, now) -> Verdict``, then the
   factories ``queued_event`` / ``skipped_event`` (``draft_event``: either); ``draft_features``, ``predicted_er``;
-* ``publish`` -- a decision's first event at most once (``publish_draft``, ``first_event_guard``);
+* ``publish`` -- a decision's first event at most once (``publish_draft``, guarded by ``FIRST_EVENT``);
 * ``service`` -- the wiring they share (``wire_drafting``: state, catch-up, writers, health, service parts).
 
 The writers and their settings live in ``shared.llm.writers``.
@@ -23,7 +23,7 @@ from .judge import (
     queued_event,
     skipped_event,
 )
-from .publish import first_event_guard, publish_draft
+from .publish import publish_draft
 from .schedule import BusyTimes, earliest_free, hour_window
 from .service import Drafting, wire_drafting
 from .state import INTERESTED, DecisionInfo, RecentDecisions, replay
@@ -42,7 +42,6 @@ __all__ = [
     "draft_event",
     "draft_features",
     "earliest_free",
-    "first_event_guard",
     "hour_window",
     "judge_draft",
     "predicted_er",

@@ -31,9 +31,7 @@ class Drafting:
 
     async def catch_up(self) -> None:
         """Bring the state up to the log's end before deciding (other replicas' decisions)."""
-        projection = self.ctx.projection
-        if projection is not None:
-            await projection.wait_for(await self.ctx.bus.last_seq(), timeout=60)
+        await self.ctx.catch_up(timeout=60.0)
 
     def health(self) -> dict[str, object]:
         return {"mode": self.ctx.flags.current().MODE, **self.state.summary()}

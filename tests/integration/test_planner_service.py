@@ -241,7 +241,7 @@ async def _replan_same_draft(planner: Planner, original: DecisionQueued) -> Deci
     verdict = judge_draft(draft, planner.deps.state, GateRules(live=False), now)
     event = draft_event(draft, verdict, now=now, scheduled_at=original.scheduled_at,
                         timing_arm=original.timing_arm, features=verdict.scored({}))
-    assert await publish_draft(planner.ctx.publish_and_apply, event, planner.ctx.bus.names.evt_prefix)
+    assert await publish_draft(planner.ctx.publish_and_apply, event)
     assert isinstance(event, DecisionSkipped)
     return event
 
