@@ -20,6 +20,7 @@ import pytest
 from services.gateway.app import create_app
 from services.gateway.deps import Gateway
 from services.gateway.projector import Projector
+from services.gateway.read_models import READ_MODELS
 from shared.clock import FixedClock
 from shared.db import apply_migrations, create_pool
 from shared.events import (
@@ -412,5 +413,10 @@ async def test_seed_database_check_answers_as_the_seed_shows(bus, database_url) 
                             ("real_drafts_queued", "single"): 8, ("real_drafts_queued", "reply"): 2,
                             ("real_drafts_queued", "thread"): 1}
         assert await conn.fetchval("SELECT last_seq FROM projection_offsets WHERE projector='gateway'") == p.position
+        # every registered read model is a table the migrations made, with each column its upsert writes
+        for m in READ_MODELS:
+            cols = {r[0] for r in await conn.fetch(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = $1", m.table)}
+            assert set(m.upsert.names) <= cols, (m.table, set(m.upsert.names) - cols)
     finally:
         await conn.close()

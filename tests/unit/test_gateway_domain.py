@@ -291,3 +291,22 @@ def test_highlight_marks_each_flagged_sentence_and_escapes_the_rest() -> None:
     assert out == f"A &lt;b&gt;tip&lt;/b&gt;. {mark} Again: {mark}"
     assert str(highlight_claims("abcdef", ["abcd", "cdef"])) == '<mark class="claim">abcdef</mark>'  # merged
     assert str(highlight_claims("<i>", [])) == "&lt;i&gt;"
+
+
+def test_the_registry_derives_what_the_projection_decodes_and_writes() -> None:
+    from services.gateway import sql
+    from services.gateway.read_models import DECODED, DISPATCH, steps_for
+    from shared.events import TYPE_NAMES, OutcomeCollectionFailed
+
+    assert sql.READ_MODEL_TABLES == tuple(m.table for m in READ_MODELS) and len(set(sql.READ_MODEL_TABLES)) == 11
+    # every event type some table folds is decoded; the one no table holds is skipped from its subject
+    assert DECODED == set(TYPE_NAMES) - {"outcome.collection_failed"}
+    assert steps_for(OutcomeCollectionFailed) == ()
+    # an event's folds run in registry order: the decision row first, then the rows the event adds elsewhere
+    assert [t for t, _ in DISPATCH[DecisionPosted]] == ["content_metadata", "posted_decisions"]
+    assert [t for t, _ in DISPATCH[DecisionPostFailed]] == ["content_metadata", "x_limit_answers"]
+    for m in READ_MODELS:  # every row a fold makes fits its upsert (tuples in column order, last_seq included)
+        assert "last_seq" in m.upsert.names and set(m.upsert.key) <= set(m.upsert.names)
+    w = fold_batch(items(scenario()), {})
+    for m in READ_MODELS:
+        assert all(len(r) == len(m.upsert.columns) for r in m.rows(w)), m.table
