@@ -1,6 +1,6 @@
 """``xbot replay --rebuild``: drop the read models and project them again from the log, fast.
 
-The rebuild is the projector's batch path with the log read in a second process (``rebuild_reader``): the child
+The rebuild is the projector's batch path with the log read in a second process (the bus's process read mode, ``shared.bus.reader``): the child
 reads and parses the log on one core while this process decodes, folds and COPYs on the other. Batches are
 applied exactly as the live projector applies them (``Projector._apply``: the offset row's lock, idempotency,
 dead letters, progress), so the rows are the same; only the write differs: rows go straight into their tables
@@ -22,13 +22,13 @@ import structlog
 from shared.bus import BusNames, JetStreamBus, ReadItem
 from shared.bus.core import cancel_quietly
 from shared.bus.jetstream import _type_of_subject
+from shared.bus.reader import ReaderConfig, ReaderProcess, spec_of
 from shared.db import apply_migrations
 from shared.events import decode
 
 from . import sql
 from .projector import Projector, Rewind
 from .read_models import DECODED
-from .rebuild_reader import ReaderConfig, ReaderProcess, spec_of
 
 log = structlog.get_logger("rebuild")
 

@@ -140,12 +140,16 @@ class AckInbox:
 
 
 class JetStreamBus:
-    def __init__(self, nc: nats.NATS, names: BusNames, settings: StreamSettings, max_in_flight: int = 1000):
+    def __init__(self, nc: nats.NATS, names: BusNames, settings: StreamSettings, max_in_flight: int = 1000,
+                 *, raw_reads: bool = False):
         self.nc = nc
         self.js = nc.jetstream()
         self.acks = AckInbox(nc, max_in_flight)
         self.names = names
         self.settings = settings
+        #: the raw read mode: ``read`` takes delivery on a connection of its own, parsed in bulk
+        #: (``shared.bus.raw``); falls back to nats-py's subscription when that connection is refused (TLS)
+        self.raw_reads = raw_reads
         self._closing_state: dict[str, bool] | None = None
 
     # --- connection -------------------------------------------------------------------------------------------
@@ -158,7 +162,9 @@ class JetStreamBus:
         settings: StreamSettings | None = None,
         name: str = "xbot",
         connect_timeout: float = 5.0,
+        raw_reads: bool = False,
     ) -> JetStreamBus:
+        """``raw_reads=True``: the raw read mode (see ``shared.bus.raw``), for a process that reads the whole log."""
         state = {"closing": False}
 
         async def on_disconnect() -> None:
@@ -182,7 +188,7 @@ class JetStreamBus:
             reconnected_cb=on_reconnect,
             error_cb=on_error,
         )
-        bus = cls(nc, names or BusNames(), settings or StreamSettings())
+        bus = cls(nc, names or BusNames(), settings or StreamSettings(), raw_reads=raw_reads)
         bus._closing_state = state
         return bus
 
@@ -414,7 +420,7 @@ class JetStreamBus:
             await feed.stop()
 
     def _ordered_feed(self, subject: str, *, from_seq: int, since: Any) -> _OrderedFeed:
-        """The feed behind ``read`` (the rebuild's reader process uses one with a socket of its own)."""
+        """The feed behind ``read``."""
         return _OrderedFeed(self, subject, from_seq=from_seq, since=since)
 
     # --- the durable consumer loop ------------------------------------------------------------------------------
@@ -527,8 +533,19 @@ class _OrderedFeed:
     async def _subscribe(self) -> str:
         """Subscribe ``self.sub`` (anything with ``unsubscribe()``) to a new inbox whose messages go to ``buf`` as
         (subject, reply, data, headers of a message without data); return the inbox."""
-        inbox = self.bus.nc.new_inbox()
-        self.sub = await self.bus.nc.subscribe(inbox, cb=self._callback(self._gen))
+        nc = self.bus.nc
+        inbox = nc.new_inbox()
+        url = nc.connected_url
+        if self.bus.raw_reads and url is not None and url.scheme in ("nats", ""):
+            from .raw import RawSubscription
+
+            try:
+                self.sub = await RawSubscription.open(self, self._gen, url, inbox)
+                return inbox
+            except Exception as exc:  # e.g. TLS: nats-py's subscription, as any read
+                self.bus.raw_reads = False
+                log.warning("own connection refused; reading through nats-py", error=f"{type(exc).__name__}: {exc}")
+        self.sub = await nc.subscribe(inbox, cb=self._callback(self._gen))
         return inbox
 
     async def restart(self, why: str) -> None:

@@ -12,13 +12,14 @@ from typing import Any
 
 import pytest
 
-from services.gateway.rebuild_reader import ReaderConfig, ReaderFailed, ReaderProcess, _RawSubscription
+from shared.bus.raw import RawSubscription
+from shared.bus.reader import ReaderConfig, ReaderFailed, ReaderProcess
 
 pytestmark = pytest.mark.unit
 
 
 class _Feed:
-    """What ``_RawSubscription`` touches of an ``_OrderedFeed``."""
+    """What ``RawSubscription`` touches of an ``_OrderedFeed``."""
 
     def __init__(self) -> None:
         self.buf: deque[Any] = deque()
@@ -69,7 +70,7 @@ EXPECTED = [
 @pytest.mark.parametrize("chunk", [1, 2, 7, 64, 1000, len(STREAM)])
 async def test_delivery_is_parsed_whatever_the_read_boundaries(chunk: int) -> None:
     feed = _Feed()
-    sub = _RawSubscription(feed, 1)
+    sub = RawSubscription(feed, 1)
     sub.connect_line = b"CONNECT {}\r\nSUB _INBOX.x 1\r\nPING\r\n"
     transport = _Transport()
     sub.connection_made(transport)  # type: ignore[arg-type]
@@ -85,7 +86,7 @@ async def test_delivery_is_parsed_whatever_the_read_boundaries(chunk: int) -> No
 
 async def test_delivery_after_the_feed_moved_on_is_dropped() -> None:
     feed = _Feed()
-    sub = _RawSubscription(feed, 1)
+    sub = RawSubscription(feed, 1)
     sub.connection_made(_Transport())  # type: ignore[arg-type]
     feed._gen = 2  # the feed restarted on another subscription
     sub.data_received(STREAM)
@@ -95,7 +96,7 @@ async def test_delivery_after_the_feed_moved_on_is_dropped() -> None:
 async def test_a_server_that_requires_tls_or_refuses_us_fails_the_handshake() -> None:
     for first, why in ((b'INFO {"tls_required":true}\r\n', "TLS"), (b"INFO {}\r\n-ERR 'Authorization Violation'\r\n",
                                                                      "Authorization")):
-        sub = _RawSubscription(_Feed(), 1)
+        sub = RawSubscription(_Feed(), 1)
         sub.connect_line = b"CONNECT {}\r\n"
         sub.connection_made(_Transport())  # type: ignore[arg-type]
         sub.data_received(first)
