@@ -32,6 +32,9 @@ from .b_uniqueness import bench_uniqueness
 from .core import Ctx, Row
 
 RESULTS = Path(__file__).parent / "results" / "latest.json"
+#: one benchmark that runs longer than this is cut and reported as failed, naming its last step (a hang must not
+#: eat the suite's time)
+QUICK_LIMIT_S, FULL_LIMIT_S = 120.0, 1800.0
 
 BENCHMARKS: dict[str, Callable[[Ctx], Awaitable[list[Row]]]] = {
     "replay": bench_replay,
@@ -71,15 +74,24 @@ async def run(quick: bool, only: list[str] | None, progress: Callable[[str], Non
     os.chmod(tmp, 0o755)
     nats = EmbeddedNats(tmp / "nats").start()
     pg = EmbeddedPostgres(tmp / "pg" / "data").start()
-    ctx = Ctx(quick, nats, pg, progress)
+    last = ["start"]
+
+    def step(message: str) -> None:
+        last[0] = message
+        progress(message)
+
+    ctx = Ctx(quick, nats, pg, step)
     rows: list[Row] = []
     try:
         for name, fn in BENCHMARKS.items():
             if only and name not in only:
                 continue
             progress(f"[{name}] start")
+            limit = QUICK_LIMIT_S if quick else FULL_LIMIT_S
             try:
-                rows += await fn(ctx)
+                rows += await asyncio.wait_for(fn(ctx), timeout=limit)
+            except TimeoutError:
+                rows.append(Row(name, None, "", note=f"failed: not done after {limit:.0f} s (last step: {last[0]})"))
             except Exception as exc:
                 rows.append(Row(name, None, "", note=f"failed: {type(exc).__name__}: {exc}"))
     finally:

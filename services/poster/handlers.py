@@ -277,19 +277,17 @@ class Poster:
             if i == 0:
                 url = posted.url
             if view.is_thread:
-                await self.publish(
-                    DecisionPartPosted(
-                        event_id=f"part_posted:{did}:{i}",
-                        occurred_at=self.clock.now(),
-                        correlation_id=cmd.run_id,
-                        decision_id=did,
-                        part_index=i,
-                        tweet_id=posted.tweet_id,
-                        simulated=simulated,
-                    )
-                )
+                await self._part_posted(did, i, posted.tweet_id, simulated, cmd)
         await self._posted(view, ids, url or self._url(x, ids[0], simulated), simulated, False, cmd)
         return "posted"
+
+    async def _part_posted(self, did: str, i: int, tweet_id: str, simulated: bool, cmd: Command) -> None:
+        """Part ``i`` of a thread is on X (posted now, or found by the reconcile): one event id per part, so a
+        part found twice is recorded once."""
+        await self.publish(DecisionPartPosted(
+            event_id=f"part_posted:{did}:{i}", occurred_at=self.clock.now(), correlation_id=cmd.run_id,
+            decision_id=did, part_index=i, tweet_id=tweet_id, simulated=simulated,
+        ))
 
     async def _attempt_failed(
         self, did: str, attempt: int, exc: Exception, x: XAccount, simulated: bool, cmd: Command
@@ -492,17 +490,7 @@ class Poster:
                     break
                 ids.append(match.tweet_id)
                 if view.is_thread:
-                    await self.publish(
-                        DecisionPartPosted(
-                            event_id=f"part_posted:{did}:{i}",
-                            occurred_at=self.clock.now(),
-                            correlation_id=cmd.run_id,
-                            decision_id=did,
-                            part_index=i,
-                            tweet_id=match.tweet_id,
-                            simulated=simulated,
-                        )
-                    )
+                    await self._part_posted(did, i, match.tweet_id, simulated, cmd)
         if len(ids) >= len(texts):
             self._log_reconcile(view, read, ids[start:], "recovered")
             await self._posted(view, ids, self._url(x, ids[0], simulated), simulated, True, cmd)

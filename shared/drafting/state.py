@@ -26,7 +26,7 @@ Applying an event twice changes nothing the second time (promise 6). Times are t
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right, insort
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from heapq import heappop, heappush
@@ -35,6 +35,7 @@ from typing import Any
 import msgspec
 
 from shared.events import (
+    TYPE_NAMES,
     DecisionPosted,
     DecisionPostFailed,
     DecisionQueued,
@@ -45,20 +46,6 @@ from shared.events import (
     ModelUpdated,
 )
 from shared.gates import RotationWindow, UniquenessIndex
-
-#: the event types this state evolves from (a projection decodes only these)
-INTERESTED: frozenset[str] = frozenset(
-    {
-        "decision.queued",
-        "decision.skipped",
-        "decision.posted",
-        "decision.post_failed",
-        "decision.rejected",
-        "decision.rescheduled",
-        "model.updated",
-        "llm.call_completed",
-    }
-)
 
 POST_TYPES = frozenset({"single", "thread"})
 REPLY_WINDOW = timedelta(hours=24)
@@ -244,29 +231,37 @@ class RecentDecisions:
             self.watermark = at
         if self.events_applied % PRUNE_EVERY == 0 and self.watermark is not None:
             self.prune(self.watermark - PRUNE_MARGIN)
-        if isinstance(event, DecisionQueued):
-            self._on_draft(event, "queued")
-        elif isinstance(event, DecisionSkipped):
-            self._on_draft(event, "skipped")
-        elif isinstance(event, DecisionPosted):
-            self._on_posted(event)
-        elif isinstance(event, DecisionPostFailed):
-            if event.final:
-                self._set_status(event.decision_id, "failed")
-        elif isinstance(event, DecisionRejected):
-            self._set_status(event.decision_id, "rejected")
-        elif isinstance(event, DecisionRescheduled):
-            info = self.decisions.get(event.decision_id)
-            if info is not None and info.status == "queued":
-                self.decisions[event.decision_id] = msgspec.structs.replace(info, scheduled_at=event.scheduled_at)
-                self._track(event.decision_id)
-        elif isinstance(event, ModelUpdated):
-            if self.model is None or event.version >= self.model.version:
-                self.model = event
-        elif isinstance(event, LlmCallCompleted):
-            day = event.occurred_at.date()
-            self.spend[day] = self.spend.get(day, 0.0) + float(event.cost_usd)
-            self.llm_calls += 1
+        on = _EVOLVE.get(type(event))
+        if on is not None:
+            on(self, event)
+
+    def _on_queued(self, ev: DecisionQueued) -> None:
+        self._on_draft(ev, "queued")
+
+    def _on_skipped(self, ev: DecisionSkipped) -> None:
+        self._on_draft(ev, "skipped")
+
+    def _on_post_failed(self, ev: DecisionPostFailed) -> None:
+        if ev.final:
+            self._set_status(ev.decision_id, "failed")
+
+    def _on_rejected(self, ev: DecisionRejected) -> None:
+        self._set_status(ev.decision_id, "rejected")
+
+    def _on_rescheduled(self, ev: DecisionRescheduled) -> None:
+        info = self.decisions.get(ev.decision_id)
+        if info is not None and info.status == "queued":
+            self.decisions[ev.decision_id] = msgspec.structs.replace(info, scheduled_at=ev.scheduled_at)
+            self._track(ev.decision_id)
+
+    def _on_model(self, ev: ModelUpdated) -> None:
+        if self.model is None or ev.version >= self.model.version:
+            self.model = ev
+
+    def _on_llm_call(self, ev: LlmCallCompleted) -> None:
+        day = ev.occurred_at.date()
+        self.spend[day] = self.spend.get(day, 0.0) + float(ev.cost_usd)
+        self.llm_calls += 1
 
     def _on_draft(self, ev: DecisionQueued | DecisionSkipped, status: str) -> None:
         known = self.decisions.get(ev.decision_id)
@@ -379,3 +374,19 @@ def replay(events: Iterable[Any], **kw: Any) -> RecentDecisions:
     for ev in events:
         state.apply(ev)
     return state
+
+
+#: how each event type evolves the state (the others are ignored)
+_EVOLVE: dict[type, Callable[[RecentDecisions, Any], None]] = {
+    DecisionQueued: RecentDecisions._on_queued,
+    DecisionSkipped: RecentDecisions._on_skipped,
+    DecisionPosted: RecentDecisions._on_posted,
+    DecisionPostFailed: RecentDecisions._on_post_failed,
+    DecisionRejected: RecentDecisions._on_rejected,
+    DecisionRescheduled: RecentDecisions._on_rescheduled,
+    ModelUpdated: RecentDecisions._on_model,
+    LlmCallCompleted: RecentDecisions._on_llm_call,
+}
+
+#: the event types this state evolves from (a projection decodes only these), derived from ``_EVOLVE``
+INTERESTED: frozenset[str] = frozenset(name for name, t in TYPE_NAMES.items() if t in _EVOLVE)
