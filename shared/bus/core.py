@@ -10,9 +10,12 @@ from typing import Any, Protocol
 from ..events import Event
 from ..events.subjects import (
     CMD_PREFIX,
+    DEFAULT_ACCOUNT,
     DLQ_PREFIX,
     EVT_PREFIX,
+    account_subjects,
     aggregate_subjects,
+    event_type_subjects,
 )
 
 
@@ -55,13 +58,22 @@ class BusNames:
         """Every event of this namespace: ``<ns>.evt.>``."""
         return f"{self.evt_prefix}.>"
 
-    def history(self, aggregate: str, aggregate_id: str) -> str:
-        """Every event of one aggregate instance (e.g. one decision): ``<ns>.evt.<aggregate>.<id>.*``."""
-        return aggregate_subjects(aggregate, aggregate_id, prefix=self.evt_prefix)
+    def history(self, aggregate: str, aggregate_id: str, account: str = DEFAULT_ACCOUNT) -> str:
+        """Every event of one aggregate instance of one account (e.g. one decision):
+        ``<ns>.evt[.<account>].<aggregate>.<id>.*``."""
+        return aggregate_subjects(aggregate, aggregate_id, prefix=self.evt_prefix, account=account)
 
     def history_of(self, event: Event) -> str:
         """The subjects of ``event``'s aggregate instance (what a publish guard is checked against)."""
-        return self.history(event.aggregate, event.aggregate_id)
+        return self.history(event.aggregate, event.aggregate_id, event.account)
+
+    def account_events(self, account: str) -> str:
+        """Every event of one account."""
+        return account_subjects(account, prefix=self.evt_prefix)
+
+    def event_type(self, aggregate: str, name: str) -> tuple[str, str]:
+        """One event type of every account (two filters: the default account's shape and the others')."""
+        return event_type_subjects(aggregate, name, prefix=self.evt_prefix)
 
     def bucket(self, base: str) -> str:
         """KV bucket names: ``flags`` -> ``xbot_flags``."""

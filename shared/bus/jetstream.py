@@ -18,7 +18,7 @@ from nats.js.errors import APIError, BadRequestError, NoStreamResponseError, Not
 
 from ..events import Event, decode, encode, subject_of
 from ..events.commands import Command
-from ..events.subjects import command_subject, dlq_subject
+from ..events.subjects import command_subject, dlq_subject, parse_event_subject
 from .core import (
     BusNames,
     ConsumerPolicy,
@@ -67,8 +67,9 @@ def publish_headers(event: Event, expect: Expect | None, names: BusNames) -> dic
 
 
 def _type_of_subject(subject: str) -> str:
-    toks = subject.split(".")
-    return f"{toks[2]}.{toks[-1]}" if len(toks) >= 5 else ""
+    """``"<aggregate>.<name>"`` of an event subject of either shape (``shared.events.subjects``), else ``""``."""
+    parsed = parse_event_subject(subject)
+    return parsed[1] if parsed is not None else ""
 
 
 class AckInbox:

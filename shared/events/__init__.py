@@ -1,6 +1,15 @@
 """Event contracts: the envelope, every event as a frozen msgspec Struct, subjects, encode/decode."""
 
-from .base import SCHEMA_VERSION, Event, bytes_float32, float32_bytes, new_event_id, utcnow
+from .base import (
+    ACCOUNT_PATTERN,
+    SCHEMA_VERSION,
+    AccountId,
+    Event,
+    bytes_float32,
+    float32_bytes,
+    new_event_id,
+    utcnow,
+)
 from .commands import JOBS, Command
 from .decision import (
     DecisionApproved,
@@ -29,10 +38,12 @@ from .registry import (
     decode_command,
     encode,
     subject_of,
+    upcast,
 )
+from .subjects import DEFAULT_ACCOUNT
 
 __all__ = [
-    "SCHEMA_VERSION", "Event", "bytes_float32", "float32_bytes", "new_event_id", "utcnow", "JOBS", "Command",
+    "ACCOUNT_PATTERN", "AccountId", "DEFAULT_ACCOUNT", "upcast", "SCHEMA_VERSION", "Event", "bytes_float32", "float32_bytes", "new_event_id", "utcnow", "JOBS", "Command",
     "DecisionApproved", "DecisionAttentionNeeded", "DecisionDoubtResolved", "DecisionPartPosted", "DecisionPosted", "DecisionPostFailed", "DecisionPostSkipped",
     "DecisionPostStarted", "DecisionQueued", "DecisionRejected", "DecisionRescheduled", "DecisionSkipped",
     "FAILURE_REASONS", "LlmCallCompleted", "LlmCallFailed", "ArmState", "ModelUpdated", "PredictorState",
