@@ -18,7 +18,7 @@ from nats.js.errors import APIError, BadRequestError, NoStreamResponseError, Not
 
 from ..events import Event, decode, encode, subject_of
 from ..events.commands import Command
-from ..events.subjects import command_subject, dlq_subject, parse_event_subject
+from ..events.subjects import DEFAULT_ACCOUNT, command_subject, dlq_subject, parse_event_subject
 from .core import (
     BusNames,
     ConsumerPolicy,
@@ -359,10 +359,12 @@ class JetStreamBus:
         except NotFoundError:
             return 0
 
-    async def aggregate_history(self, aggregate: str, aggregate_id: str) -> list[ReadItem]:
+    async def aggregate_history(
+        self, aggregate: str, aggregate_id: str, account: str = DEFAULT_ACCOUNT
+    ) -> list[ReadItem]:
         """Every event of one aggregate (e.g. one decision's timeline), in order."""
         items = []
-        async for item in self.read(self.names.history(aggregate, aggregate_id)):
+        async for item in self.read(self.names.history(aggregate, aggregate_id, account)):
             items.append(item)
         return items
 

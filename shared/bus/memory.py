@@ -16,7 +16,7 @@ from typing import Any
 
 from ..events import Event, decode, decode_command, encode, subject_of
 from ..events.commands import Command
-from ..events.subjects import command_subject, dlq_subject
+from ..events.subjects import DEFAULT_ACCOUNT, command_subject, dlq_subject
 from .core import (
     BusNames,
     ConsumerPolicy,
@@ -204,8 +204,10 @@ class InMemoryBus:
             return self.events.last_seq
         return max((m.seq for m in self.events.msgs if subject_matches(filter_subject, m.subject)), default=0)
 
-    async def aggregate_history(self, aggregate: str, aggregate_id: str) -> list[ReadItem]:
-        return [i async for i in self.read(self.names.history(aggregate, aggregate_id))]
+    async def aggregate_history(
+        self, aggregate: str, aggregate_id: str, account: str = DEFAULT_ACCOUNT
+    ) -> list[ReadItem]:
+        return [i async for i in self.read(self.names.history(aggregate, aggregate_id, account))]
 
     async def read(self, filter_subject: str | None = None, *, from_seq: int = 1, names: frozenset[str] | None = None,
                    follow: bool = False, since: Any = None, decode_events: bool = True) -> AsyncIterator[ReadItem]:
