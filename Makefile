@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: up test lint bench install clean
+.PHONY: up test soak lint bench install clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -22,7 +22,11 @@ up: install
 
 ## make test: the whole suite, unit to e2e, against real servers the harness starts
 test: install
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	SOAK_SECONDS=$${SOAK_SECONDS:-40} $(BIN)/python -m pytest -q -p no:cacheprovider
+
+## make soak: the full two-minute soak (all six services, random kill -9s; SOAK_SECONDS / SOAK_SEED to vary)
+soak: install
+	SOAK_SECONDS=$${SOAK_SECONDS:-120} $(BIN)/python -m pytest -q -p no:cacheprovider tests/chaos/test_soak.py
 
 lint: install
 	$(BIN)/ruff check shared services tests bench xbot

@@ -72,7 +72,9 @@ def env_flags(environ: dict[str, str] | None = None) -> Flags:
 
 
 def exit_on_config_error(exc: ConfigError, service: str) -> None:
-    print(f"xbot {service}: configuration error: {exc}", file=sys.stderr)
+    """Print each problem on its own line (an accounts file may have several) and exit with 2."""
+    for line in str(exc).splitlines() or [""]:
+        print(f"xbot {service}: configuration error: {line}", file=sys.stderr)
     raise SystemExit(2)
 
 

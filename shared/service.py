@@ -11,12 +11,14 @@ import signal
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
 
+from .accounts.book import AccountBook, accounts_source, record_accounts
+from .accounts.profile import AccountProfile
 from .bus import ConsumerPolicy, Delivered, JetStreamBus, Projection, ReadItem
 from .bus.core import cancel_quietly
 from .clock import Clock, shared_clock
@@ -43,6 +45,15 @@ class ServiceContext:
     environ: Mapping[str, str]
     instance_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}")
     projection: Projection | None = None
+    #: the accounts this stack runs, as the log last configured them (``shared.accounts.book``); the runtime's
+    #: projection keeps it current. Without one given: the default account of ``environ``.
+    accounts: AccountBook = None  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.accounts is None:
+            from .accounts import default_account_from_env
+
+            self.accounts = AccountBook.of([default_account_from_env(self.environ)])
 
     async def publish(self, event: Any, **kw: Any) -> int:
         return await self.bus.publish(event, **kw)
@@ -130,7 +141,15 @@ class ServiceRuntime:
                 if self.restored is not None:
                     from_seq = self.restored.seq + 1
                     self.snapshot_seq = self.restored.seq
-            self.projection = Projection(ctx.bus, parts.apply, name=self.name, names=parts.interested,
+            apply, book = parts.apply, ctx.accounts
+
+            def apply_and_follow_accounts(item: ReadItem) -> None:
+                if item.event is not None and item.event.type == "account.configured":
+                    book.apply(item.event, item.seq)
+                apply(item)
+
+            interested = None if parts.interested is None else parts.interested | {"account.configured"}
+            self.projection = Projection(ctx.bus, apply_and_follow_accounts, name=self.name, names=interested,
                                          from_seq=from_seq)
             ctx.projection = self.projection
             self.projection.start()
@@ -297,13 +316,22 @@ def snapshot_fingerprint(name: str, state_config: Mapping[str, Any]) -> str:
     return hashlib.sha256(code_fingerprint(name).encode() + salt).hexdigest()[:32]
 
 
-async def build_context(name: str, settings: CommonSettings, environ: Mapping[str, str]) -> ServiceContext:
+async def build_context(name: str, settings: CommonSettings, environ: Mapping[str, str],
+                        profiles: Sequence[AccountProfile] | None = None) -> ServiceContext:
+    """Connect, then record the accounts (``profiles``: the accounts file's, or -- None -- loaded here) in the log
+    and take the book of the accounts in force."""
+    from .accounts import load_accounts
+
+    if profiles is None:
+        profiles = load_accounts(environ)
     bus = await connect_bus(settings, name=f"xbot-{name}")
     await bus.ensure()
     flags = FlagStore(bus, environ)
     await flags.start()
     clock = await shared_clock(bus, settings.SHADOW_CLOCK_SPEED if flags.current().MODE == "shadow" else 1.0)
-    return ServiceContext(name=name, settings=settings, bus=bus, flags=flags, clock=clock, environ=environ)
+    accounts = await record_accounts(bus, profiles, accounts_source(environ))
+    return ServiceContext(name=name, settings=settings, bus=bus, flags=flags, clock=clock, environ=environ,
+                          accounts=accounts)
 
 
 async def connect_bus(settings: CommonSettings, *, name: str, attempts: int = 60) -> JetStreamBus:
@@ -319,8 +347,9 @@ async def connect_bus(settings: CommonSettings, *, name: str, attempts: int = 60
     raise ConfigError(f"NATS_URL={settings.NATS_URL} is not reachable: {last}")
 
 
-async def serve(name: str, settings: CommonSettings, builder: Builder, environ: Mapping[str, str]) -> None:
-    ctx = await build_context(name, settings, environ)
+async def serve(name: str, settings: CommonSettings, builder: Builder, environ: Mapping[str, str],
+                profiles: Sequence[AccountProfile] | None = None) -> None:
+    ctx = await build_context(name, settings, environ, profiles)
     parts = await builder(ctx)
     runtime = ServiceRuntime(name, ctx, parts)
     stop = asyncio.Event()
@@ -352,8 +381,11 @@ def main(name: str, settings_cls: type[CommonSettings], builder_path: str) -> No
     import importlib
 
     environ = dict(os.environ)
+    from .accounts import load_accounts
+
     try:
         settings = load_settings(settings_cls)
+        profiles = load_accounts(environ)  # a bad accounts file stops the service here, one line per problem
     except ConfigError as exc:
         exit_on_config_error(exc, name)
         return
@@ -362,7 +394,7 @@ def main(name: str, settings_cls: type[CommonSettings], builder_path: str) -> No
     module, _, attr = builder_path.partition(":")
     builder = getattr(importlib.import_module(module), attr)
     try:
-        asyncio.run(serve(name, settings, builder, environ))
+        asyncio.run(serve(name, settings, builder, environ, profiles))
     except ConfigError as exc:
         exit_on_config_error(exc, name)
     except KeyboardInterrupt:

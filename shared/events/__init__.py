@@ -1,5 +1,6 @@
 """Event contracts: the envelope, every event as a frozen msgspec Struct, subjects, encode/decode."""
 
+from .account import AccountConfigured
 from .base import (
     ACCOUNT_PATTERN,
     SCHEMA_VERSION,
@@ -43,6 +44,7 @@ from .registry import (
 from .subjects import DEFAULT_ACCOUNT
 
 __all__ = [
+    "AccountConfigured",
     "ACCOUNT_PATTERN", "AccountId", "DEFAULT_ACCOUNT", "upcast", "SCHEMA_VERSION", "Event", "bytes_float32", "float32_bytes", "new_event_id", "utcnow", "JOBS", "Command",
     "DecisionApproved", "DecisionAttentionNeeded", "DecisionDoubtResolved", "DecisionPartPosted", "DecisionPosted", "DecisionPostFailed", "DecisionPostSkipped",
     "DecisionPostStarted", "DecisionQueued", "DecisionRejected", "DecisionRescheduled", "DecisionSkipped",

@@ -7,6 +7,7 @@ from typing import Union
 
 import msgspec
 
+from .account import AccountConfigured
 from .base import SCHEMA_VERSION, Event
 from .commands import Command
 from .decision import (
@@ -49,6 +50,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     LlmCallFailed,
     JobCompleted,
     FlagChanged,
+    AccountConfigured,
 )
 
 AnyEvent = Union[EVENT_TYPES]  # type: ignore[valid-type]  # noqa: UP007 - msgspec needs a real Union

@@ -1,4 +1,5 @@
-"""The soak: all six services as processes in shadow mode on a fast clock, for ``SOAK_SECONDS`` (default 120),
+"""The soak: all six services as processes in shadow mode on a fast clock, for ``SOAK_SECONDS`` (default 120;
+``make test`` runs a 40 s soak -- three or so kills -- and ``make soak`` the full two minutes),
 while every 10-20 s (seeded: ``SOAK_SEED``) one service is killed with SIGKILL and started again, in seeded
 random order, each of the six once per round (two minutes make ~7 kills: every service at least once). Then everything is stopped with SIGTERM and the log and the read models are checked:
 
