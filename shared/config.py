@@ -30,6 +30,9 @@ class CommonSettings(BaseSettings):
     SHADOW_CLOCK_SPEED: float = Field(1.0, gt=0, le=100000)
     SERVICE_HEALTH_PORT: int = Field(0, ge=0, le=65535)  # 0 = no health endpoint
     XBOT_HOME: str = ".xbot"
+    #: the accounts file (TOML; docs/accounts.example.toml); empty: $XBOT_HOME/accounts.toml when it exists,
+    #: else one account, ``default``, built from this environment (read by ``shared.accounts.load_accounts``)
+    XBOT_ACCOUNTS_FILE: str = ""
     SHADOW_SEED: int = 7
     SNAPSHOT_EVERY_EVENTS: int = Field(10_000, ge=0)
     SNAPSHOT_CHECK_SECONDS: float = Field(30.0, gt=0)

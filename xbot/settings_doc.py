@@ -14,6 +14,8 @@ from shared.flags import FLAG_SPECS, format_value
 from .supervisor import SERVICES
 
 COMMON_DOCS = {
+    "XBOT_ACCOUNTS_FILE": "the accounts file (TOML, see docs/accounts.example.toml); empty: $XBOT_HOME/accounts.toml "
+                          "if present, else one account `default` from this environment",
     "NATS_URL": "NATS server(s), comma-separated",
     "XBOT_NAMESPACE": "prefix of streams, subjects and buckets",
     "STREAM_REPLICAS": "JetStream replicas for streams and buckets (3 on a cluster)",
