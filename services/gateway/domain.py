@@ -21,6 +21,7 @@ import msgspec
 
 from shared.bus import ReadItem
 from shared.events import (
+    DEFAULT_ACCOUNT,
     DecisionApproved,
     DecisionAttentionNeeded,
     DecisionDoubtResolved,
@@ -97,6 +98,8 @@ class DecisionRow(msgspec.Struct, frozen=True, kw_only=True):
     #: the sentences the claims gate flagged (JSON list): on a queued draft what the person approving it must
     #: check (REQUIRE_APPROVAL=true), on a skipped one why it was blocked; '[]' for every other draft
     flagged_claims: str = "[]"
+    #: the X account the decision belongs to (its draft's ``Event.account``; never changes afterwards)
+    account: str = DEFAULT_ACCOUNT
 
 
 #: a decision's attempt was sent and its answer lost: it may be on X. Not queued (it must not be claimed again
@@ -214,6 +217,7 @@ def _draft(ev: DecisionQueued | DecisionSkipped, seq: int) -> DecisionRow:
         attempts=0,
         model_version=i4(ev.model_version, "model_version"),
         flagged_claims=as_json(ev.flagged_claims),
+        account=ev.account,
     )
 
 
@@ -303,12 +307,13 @@ def decision_status(events: Iterable[Any]) -> str | None:
 @dataclass
 class BatchWrites:
     """What a batch writes: each read model's rows by primary key (``tables[table][key]``; the last event for a
-    key wins), counters to add, dead letters. ``existing`` holds the decision rows as the database had them
+    key wins), counters to add (per account), dead letters. ``existing`` holds the decision rows as the database had them
     before the batch (loaded by the projector in the same transaction)."""
 
     existing: dict[str, DecisionRow] = field(default_factory=dict)
     tables: dict[str, dict[Any, Any]] = field(default_factory=dict)
-    counters: dict[tuple[str, str], list[int]] = field(default_factory=dict)  # (name, key) -> [delta, last_seq]
+    #: (account, name, key) -> [delta, last_seq]
+    counters: dict[tuple[str, str, str], list[int]] = field(default_factory=dict)
     dead: list[tuple[ReadItem, str]] = field(default_factory=list)
     events: int = 0
     last_seq: int = 0
@@ -320,8 +325,8 @@ class BatchWrites:
             rows = self.tables[table] = {}
         return rows
 
-    def count(self, name: str, key: str, delta: int, seq: int) -> None:
-        c = self.counters.setdefault((name, key), [0, seq])
+    def count(self, name: str, key: str, delta: int, seq: int, account: str = DEFAULT_ACCOUNT) -> None:
+        c = self.counters.setdefault((account, name, key), [0, seq])
         c[0] += delta
         c[1] = seq
 

@@ -25,6 +25,7 @@ import msgspec
 
 from shared.bus import ReadItem
 from shared.events import (
+    AccountConfigured,
     DecisionApproved,
     DecisionAttentionNeeded,
     DecisionDoubtResolved,
@@ -167,11 +168,11 @@ def _fold_decision(rows: dict[Any, Any], w: BatchWrites, ev: Any, seq: int) -> N
         rows[did] = row
     if isinstance(ev, DecisionQueued):
         if before is None and ev.generation_source == "real":  # a decision's first draft, written by the LLM
-            w.count(REAL_QUEUED, text(ev.decision_type) or "", 1, seq)
+            w.count(REAL_QUEUED, text(ev.decision_type) or "", 1, seq, ev.account)
     elif isinstance(ev, DecisionPostStarted):
-        w.count(POSTS_ATTEMPTED, "", 1, seq)
+        w.count(POSTS_ATTEMPTED, "", 1, seq, ev.account)
     elif isinstance(ev, DecisionPostSkipped):
-        w.count(POST_SKIPPED, text(ev.reason) or "", 1, seq)
+        w.count(POST_SKIPPED, text(ev.reason) or "", 1, seq, ev.account)
 
 
 def _decision_records(rows: dict[Any, Any], w: BatchWrites) -> list[tuple[Any, ...]]:
@@ -200,14 +201,14 @@ def _fold_posted(rows: dict[Any, Any], w: BatchWrites, ev: DecisionPosted, seq: 
     did = uuid_str(ev.decision_id)
     rows[did] = (
         did, text(ev.tweet_id), ts(ev.posted_at), text(ev.bandit_arm), text(ev.timing_arm), ev.decision_type,
-        text(ev.url), ev.simulated, ev.recovered, as_json(ev.thread_tweet_ids), seq,
+        text(ev.url), ev.simulated, ev.recovered, as_json(ev.thread_tweet_ids), seq, ev.account,
     )
 
 
 POSTED = ReadModel(Upsert("posted_decisions", (
     ("decision_id", "uuid"), ("tweet_id", "text"), ("posted_at", "timestamptz"), ("bandit_arm", "text"),
     ("timing_arm", "text"), ("decision_type", "text"), ("url", "text"), ("simulated", "bool"),
-    ("recovered", "bool"), ("thread_tweet_ids", "jsonb"), ("last_seq", "int8"),
+    ("recovered", "bool"), ("thread_tweet_ids", "jsonb"), ("last_seq", "int8"), ("account", "text"),
 ), ("decision_id",)), folds={DecisionPosted: _fold_posted})
 
 
@@ -217,7 +218,7 @@ def _fold_outcome(rows: dict[Any, Any], w: BatchWrites, ev: OutcomeRecorded, seq
     rows[(did, h)] = (
         did, h, text(ev.tweet_id), i8(ev.impressions, "impressions"), i8(ev.likes, "likes"),
         i8(ev.retweets, "retweets"), i8(ev.replies, "replies"), i8(ev.bookmarks, "bookmarks"),
-        i8(ev.quotes, "quotes"), num(ev.er_calculated), ev.simulated, ts(ev.collected_at), seq,
+        i8(ev.quotes, "quotes"), num(ev.er_calculated), ev.simulated, ts(ev.collected_at), seq, ev.account,
     )
 
 
@@ -225,6 +226,7 @@ OUTCOMES = ReadModel(Upsert("outcomes", (
     ("decision_id", "uuid"), ("horizon_hours", "numeric"), ("tweet_id", "text"), ("impressions", "int8"),
     ("likes", "int8"), ("retweets", "int8"), ("replies", "int8"), ("bookmarks", "int8"), ("quotes", "int8"),
     ("er_calculated", "numeric"), ("simulated", "bool"), ("collected_at", "timestamptz"), ("last_seq", "int8"),
+    ("account", "text"),
 ), ("decision_id", "horizon_hours")), folds={OutcomeRecorded: _fold_outcome})
 
 
@@ -232,47 +234,49 @@ OUTCOMES = ReadModel(Upsert("outcomes", (
 def _fold_arms(rows: dict[Any, Any], w: BatchWrites, ev: ModelUpdated, seq: int) -> None:
     version = i4(ev.version, "version") or 0
     for a in ev.arms:
-        rows[(text(a.scope) or "", text(a.arm) or "")] = (
+        rows[(ev.account, text(a.scope) or "", text(a.arm) or "")] = (
             a.scope, a.arm, i4(a.successes, "successes"), i4(a.failures, "failures"), num(a.alpha),
-            num(a.beta), version, ts(ev.occurred_at), seq,
+            num(a.beta), version, ts(ev.occurred_at), seq, ev.account,
         )
 
 
 ARMS = ReadModel(Upsert("bandit_arms", (
     ("scope", "text"), ("arm_name", "text"), ("successes", "int4"), ("failures", "int4"), ("alpha", "numeric"),
     ("beta", "numeric"), ("model_version", "int4"), ("updated_at", "timestamptz"), ("last_seq", "int8"),
-), ("scope", "arm_name")), folds={ModelUpdated: _fold_arms})
+    ("account", "text"),
+), ("account", "scope", "arm_name")), folds={ModelUpdated: _fold_arms})
 
 
 def _fold_slots(rows: dict[Any, Any], w: BatchWrites, ev: ModelUpdated, seq: int) -> None:
     version = i4(ev.version, "version") or 0
     for s in ev.slots:
-        rows[(text(ev.scope) or "", i4(s.hour, "hour") or 0)] = (
-            ev.scope, s.hour, i4(s.n, "n"), num(s.mean_er), version, ts(ev.occurred_at), seq,
+        rows[(ev.account, text(ev.scope) or "", i4(s.hour, "hour") or 0)] = (
+            ev.scope, s.hour, i4(s.n, "n"), num(s.mean_er), version, ts(ev.occurred_at), seq, ev.account,
         )
 
 
 SLOTS = ReadModel(Upsert("timing_slots", (
     ("scope", "text"), ("hour", "int4"), ("n", "int4"), ("mean_er", "numeric"), ("model_version", "int4"),
-    ("updated_at", "timestamptz"), ("last_seq", "int8"),
-), ("scope", "hour")), folds={ModelUpdated: _fold_slots})
+    ("updated_at", "timestamptz"), ("last_seq", "int8"), ("account", "text"),
+), ("account", "scope", "hour")), folds={ModelUpdated: _fold_slots})
 
 
 def _fold_model(rows: dict[Any, Any], w: BatchWrites, ev: ModelUpdated, seq: int) -> None:
     version = i4(ev.version, "version") or 0
-    rows[(text(ev.scope) or "", version)] = (
+    rows[(ev.account, text(ev.scope) or "", version)] = (
         ev.scope, version, i4(ev.outcomes_used, "outcomes_used"), ev.simulated_used, num(ev.success_er_threshold),
         text(ev.predictor_skipped_reason), as_json(ev.predictors), len(ev.arms), ts(ev.occurred_at), seq,
+        ev.account,
     )
     if ev.arms:
-        w.count(ARMS_UPDATED, "", len(ev.arms), seq)
+        w.count(ARMS_UPDATED, "", len(ev.arms), seq, ev.account)
 
 
 MODELS = ReadModel(Upsert("model_versions", (
     ("scope", "text"), ("version", "int4"), ("outcomes_used", "int4"), ("simulated_used", "bool"),
     ("success_er_threshold", "numeric"), ("predictor_skipped_reason", "text"), ("predictors", "jsonb"),
-    ("arms_count", "int4"), ("created_at", "timestamptz"), ("last_seq", "int8"),
-), ("scope", "version")), folds={ModelUpdated: _fold_model})
+    ("arms_count", "int4"), ("created_at", "timestamptz"), ("last_seq", "int8"), ("account", "text"),
+), ("account", "scope", "version")), folds={ModelUpdated: _fold_model})
 
 
 # --- LLM calls, job runs, flag changes, X's limit answers ----------------------------------------------------
@@ -282,73 +286,89 @@ def _fold_usage(rows: dict[Any, Any], w: BatchWrites, ev: LlmCallCompleted | Llm
         ev.request_id, text(ev.kind), text(ev.model), i4(ev.total_tokens, "total_tokens"),
         i4(ev.prompt_tokens, "prompt_tokens"), i4(ev.completion_tokens, "completion_tokens"), num(ev.cost_usd) or 0,
         text(ev.status), text(ev.failure_reason) if failed else None, ts(ev.occurred_at), seq,  # type: ignore[union-attr]
+        ev.account,
     )
     if isinstance(ev, LlmCallFailed):
         if ev.failure_reason == "invalid_response":
-            w.count(LLM_WASTED, text(ev.wasted_reason) or "invalid_response", 1, seq)
+            w.count(LLM_WASTED, text(ev.wasted_reason) or "invalid_response", 1, seq, ev.account)
     else:
         for repair in ev.repairs:
-            w.count(LLM_REPAIRED, text(repair) or "", 1, seq)
+            w.count(LLM_REPAIRED, text(repair) or "", 1, seq, ev.account)
 
 
 USAGE = ReadModel(Upsert("api_usage", (
     ("request_id", "text"), ("kind", "text"), ("model", "text"), ("tokens", "int4"), ("prompt_tokens", "int4"),
     ("completion_tokens", "int4"), ("cost_usd", "numeric"), ("status", "text"), ("failure_reason", "text"),
-    ("created_at", "timestamptz"), ("last_seq", "int8"),
+    ("created_at", "timestamptz"), ("last_seq", "int8"), ("account", "text"),
 ), ("request_id",)), folds=_all((LlmCallCompleted, LlmCallFailed), _fold_usage))
 
 
 def _fold_job(rows: dict[Any, Any], w: BatchWrites, ev: JobCompleted, seq: int) -> None:
-    rows[(text(ev.run_id) or "", text(ev.service) or "")] = (
+    rows[(ev.account, text(ev.run_id) or "", text(ev.service) or "")] = (
         ev.run_id, ev.service, text(ev.job), text(ev.status), as_json(ev.counts), text(ev.detail) or "",
-        ts(ev.occurred_at), seq,
+        ts(ev.occurred_at), seq, ev.account,
     )
 
 
 JOBS = ReadModel(Upsert("job_runs", (
     ("run_id", "text"), ("service", "text"), ("job", "text"), ("status", "text"), ("counts", "jsonb"),
-    ("detail", "text"), ("completed_at", "timestamptz"), ("last_seq", "int8"),
-), ("run_id", "service")), folds={JobCompleted: _fold_job})
+    ("detail", "text"), ("completed_at", "timestamptz"), ("last_seq", "int8"), ("account", "text"),
+), ("account", "run_id", "service")), folds={JobCompleted: _fold_job})
 
 
 def _fold_flag(rows: dict[Any, Any], w: BatchWrites, ev: FlagChanged, seq: int) -> None:
     rows[seq] = (
         seq, ev.event_id, text(ev.flag), text(ev.old_value), text(ev.new_value), text(ev.actor) or "",
-        text(ev.source) or "", ts(ev.occurred_at),
+        text(ev.source) or "", ts(ev.occurred_at), ev.account,
     )
 
 
 FLAGS = ReadModel(Upsert("flag_changes", (
     ("last_seq", "int8"), ("event_id", "text"), ("flag", "text"), ("old_value", "text"), ("new_value", "text"),
-    ("actor", "text"), ("source", "text"), ("changed_at", "timestamptz"),
+    ("actor", "text"), ("source", "text"), ("changed_at", "timestamptz"), ("account", "text"),
 ), ("last_seq",), mode="ignore"), folds={FlagChanged: _fold_flag})
 
 
 def _fold_limit(rows: dict[Any, Any], w: BatchWrites, ev: DecisionPostFailed, seq: int) -> None:
     if ev.error_code in X_LIMIT_CODES and (ev.final or not ev.in_doubt):  # as the poster counts them
         rows[seq] = (seq, uuid_str(ev.decision_id), ev.error_code, i4(ev.attempt, "attempt"), ts(ev.paused_until),
-                     ts(ev.occurred_at))
+                     ts(ev.occurred_at), ev.account)
 
 
 LIMITS = ReadModel(Upsert("x_limit_answers", (
     ("last_seq", "int8"), ("decision_id", "uuid"), ("error_code", "text"), ("attempt", "int4"),
-    ("paused_until", "timestamptz"), ("answered_at", "timestamptz"),
+    ("paused_until", "timestamptz"), ("answered_at", "timestamptz"), ("account", "text"),
 ), ("last_seq",), mode="ignore"), folds={DecisionPostFailed: _fold_limit})
 
 
 # --- gateway_counters: counted by the folds above (``BatchWrites.count``), added up by the upsert --------------
 def _counter_records(rows: dict[Any, Any], w: BatchWrites) -> list[tuple[Any, ...]]:
-    return [(n, k, d, s) for (n, k), (d, s) in w.counters.items()]
+    return [(n, k, d, s, a) for (a, n, k), (d, s) in w.counters.items()]
 
 
 COUNTERS = ReadModel(Upsert("gateway_counters", (
-    ("name", "text"), ("key", "text"), ("value", "int8"), ("last_seq", "int8"),
-), ("name", "key"), mode="add"), records=_counter_records)
+    ("name", "text"), ("key", "text"), ("value", "int8"), ("last_seq", "int8"), ("account", "text"),
+), ("account", "name", "key"), mode="add"), records=_counter_records)
+
+
+# --- accounts: the profile in force for each account (its latest account.configured) ------------------------
+def _fold_account(rows: dict[Any, Any], w: BatchWrites, ev: AccountConfigured, seq: int) -> None:
+    p = ev.profile
+    rows[ev.account] = (
+        ev.account, text(p.username) or "", text(p.publisher) or "", text(ev.digest) or "", text(ev.source) or "",
+        text(ev.actor) or "", ts(ev.occurred_at), as_json(p), seq,
+    )
+
+
+ACCOUNTS = ReadModel(Upsert("accounts", (
+    ("account", "text"), ("username", "text"), ("publisher", "text"), ("digest", "text"), ("source", "text"),
+    ("actor", "text"), ("configured_at", "timestamptz"), ("profile", "jsonb"), ("last_seq", "int8"),
+), ("account",)), folds={AccountConfigured: _fold_account})
 
 
 #: every read model, in the order an event's folds run (for ModelUpdated: arms, slots, then the version)
 READ_MODELS: tuple[ReadModel, ...] = (DECISIONS, POSTED, OUTCOMES, ARMS, SLOTS, MODELS, USAGE, JOBS, FLAGS, LIMITS,
-                                      COUNTERS)
+                                      ACCOUNTS, COUNTERS)
 
 
 # --- derived from the registry -------------------------------------------------------------------------------

@@ -21,9 +21,11 @@ from services.gateway.app import create_app
 from services.gateway.deps import Gateway
 from services.gateway.projector import Projector
 from services.gateway.read_models import READ_MODELS
+from shared.accounts import AccountProfile, profile_digest
 from shared.clock import FixedClock
 from shared.db import apply_migrations, create_pool
 from shared.events import (
+    AccountConfigured,
     ArmState,
     DecisionApproved,
     DecisionAttentionNeeded,
@@ -257,6 +259,85 @@ def doubt_story() -> list[Event]:
         bookmarks=0, quotes=0, er_calculated=0.05, simulated=False, collected_at=at, bandit_arm="howto:story",
         decision_type="reply"))
     return ev
+
+
+#: the second account of ``runner_story``
+RUNNER = "runner"
+RUNNER_PROFILE = AccountProfile(id=RUNNER, username="ana_runs", topics=("marathon_training", "nutrition"),
+                                facts=("I have run 12 marathons",))
+#: rows ``runner_story()`` makes: decisions, posted, real outcomes
+RUNNER_DECISIONS, RUNNER_POSTED, RUNNER_OUTCOMES = 4, 1, 1
+
+
+def at_account(event: Event, account: str, suffix: str | None = None) -> Event:
+    """The same event in another account (its event id made unique with ``suffix``)."""
+    return msgspec.structs.replace(event, account=account, event_id=f"{event.event_id}-{suffix or account}")
+
+
+def runner_story() -> list[Event]:
+    """A second account's few days, beside ``scenario()``'s default account: its configuration, drafts (one
+    queued, one posted and measured, one gate-blocked, one in the queue after a post skip), its own model (same
+    scope, arms and version as the default account's), LLM calls, a learn run named like the default's, and a 429.
+    Every event carries ``account="runner"``, so its subjects are ``<ns>.evt.runner.<aggregate>.<id>.<name>``."""
+    t = T0 + timedelta(hours=1)
+    r = RUNNER
+    ev: list[Event] = [AccountConfigured(event_id="acc-runner-1", occurred_at=T0, account=r, profile=RUNNER_PROFILE,
+                                         digest=profile_digest(RUNNER_PROFILE), source="file:accounts.toml")]
+    drafts = [queued(n, salt=r) for n in range(1, 5)]
+    ev += [at_account(d, r) for d in drafts]
+    q3 = drafts[2]
+    ev.append(DecisionSkipped(**{**{f: getattr(q3, f) for f in q3.__struct_fields__ if f != "event_id"},
+                                 "event_id": "s-runner-3", "account": r}, gate="quality",
+                              skip_reason="score 0.5 < 0.7", score=0.5))
+    ev.append(DecisionPostSkipped(event_id="ps-runner-4", occurred_at=t, account=r, decision_id=did(4, r),
+                                  reason="outside_active_hours"))
+    d2 = did(2, r)
+    ev.append(DecisionPostStarted(event_id="st-runner-2", occurred_at=t, account=r, decision_id=d2, attempt=1,
+                                  poster_id="poster-a"))
+    ev.append(DecisionPosted(event_id="p-runner-2", occurred_at=t + timedelta(seconds=3), account=r, decision_id=d2,
+                             tweet_id="182000000000000000", posted_at=t + timedelta(seconds=2),
+                             decision_type="single", bandit_arm="howto:list", timing_arm="h11",
+                             url="https://x.com/ana_runs/status/182000000000000000"))
+    ev.append(OutcomeRecorded(
+        event_id=f"outcome:{d2}:24", occurred_at=t + timedelta(hours=24), account=r, decision_id=d2,
+        tweet_id="182000000000000000", horizon_hours=24, impressions=900, likes=30, retweets=2, replies=4,
+        bookmarks=1, quotes=0, er_calculated=0.041111, simulated=False, collected_at=t + timedelta(hours=24),
+        bandit_arm="howto:list", timing_arm="h11", decision_type="single"))
+    ev.append(DecisionPostStarted(event_id="st-runner-1", occurred_at=t + timedelta(hours=1), account=r,
+                                  decision_id=did(1, r), attempt=1, poster_id="poster-a"))
+    ev.append(DecisionPostFailed(event_id="f-runner-1", occurred_at=t + timedelta(hours=1, seconds=5), account=r,
+                                 decision_id=did(1, r), attempt=1, error="rate limited", error_code="429",
+                                 paused_until=NOW + timedelta(minutes=10)))
+    ev.append(ModelUpdated(
+        event_id="m-runner-1", occurred_at=t + timedelta(hours=26), account=r, version=1,
+        arms=[ArmState(arm=a, scope="content", alpha=7.0, beta=3.0, successes=6, failures=2)
+              for a in ("howto:story", "howto:list")],
+        slots=[SlotState(hour=h, n=1, mean_er=0.02) for h in range(6)], predictors=[],
+        predictor_skipped_reason="insufficient outcomes (need 5)", outcomes_used=1, simulated_used=False,
+        success_er_threshold=0.03))
+    for i in range(2):
+        ev.append(LlmCallCompleted(event_id=f"llm-runner-{i}", occurred_at=T0 + timedelta(minutes=i), account=r,
+                                   request_id=f"req-runner-{i}", kind="chat", model="gpt-4o-mini",
+                                   prompt_tokens=200, completion_tokens=60, total_tokens=260, cost_usd=0.00005,
+                                   duration_ms=700.0, service="planner"))
+    ev.append(LlmCallFailed(event_id="llm-runner-f", occurred_at=T0 + timedelta(minutes=5), account=r,
+                            request_id="req-runner-f", kind="chat", model="gpt-4o-mini",
+                            failure_reason="budget_exceeded", service="planner"))
+    ev.append(JobCompleted(event_id="job-learn-1-runner", occurred_at=t + timedelta(hours=27), account=r,
+                           run_id="learn-1", job="learn", service="learner", status="ok",
+                           counts={"arms_trained": 2}))
+    return ev
+
+
+def two_accounts(n_bulk: int = 0) -> list[Event]:
+    """``scenario()`` (the default account) with ``runner_story()`` woven in: the log of a stack of two accounts."""
+    default, runner = scenario(n_bulk), runner_story()
+    out: list[Event] = []
+    for i, e in enumerate(default):
+        out.append(e)
+        if i % 3 == 0 and runner:
+            out.append(runner.pop(0))
+    return out + runner
 
 
 async def project_all(bus, database_url: str, *, batch_size: int = 1000, name: str = "gateway") -> Projector:

@@ -193,9 +193,9 @@ def test_numbers_go_to_numeric_in_their_shortest_form() -> None:
 
 def test_counters_and_model_rows() -> None:
     w = fold_batch(items(scenario()), {})
-    assert w.counters[(POSTS_ATTEMPTED, "")][0] == 9
-    assert w.counters[(POST_SKIPPED, "posting_disabled")][0] == 3
-    assert w.counters[(ARMS_UPDATED, "")][0] == 6
+    assert w.counters[("default", POSTS_ATTEMPTED, "")][0] == 9
+    assert w.counters[("default", POST_SKIPPED, "posting_disabled")][0] == 3
+    assert w.counters[("default", ARMS_UPDATED, "")][0] == 6
     t = w.tables
     assert len(t["bandit_arms"]) == 3 and len(t["timing_slots"]) == 24 and len(t["model_versions"]) == 2
     assert len(t["api_usage"]) == 4
@@ -210,7 +210,7 @@ class FakeTables:
     def __init__(self) -> None:
         self.offset = 0
         self.tables: dict[str, dict[Any, Any]] = {}
-        self.counters: dict[tuple[str, str], int] = {}
+        self.counters: dict[tuple[str, str, str], int] = {}
 
     def apply(self, batch: list[ReadItem]) -> None:
         batch = [i for i in batch if i.seq > self.offset]
@@ -296,11 +296,12 @@ def test_highlight_marks_each_flagged_sentence_and_escapes_the_rest() -> None:
 def test_the_registry_derives_what_the_projection_decodes_and_writes() -> None:
     from services.gateway import sql
     from services.gateway.read_models import DECODED, DISPATCH, steps_for
-    from shared.events import TYPE_NAMES, OutcomeCollectionFailed
+    from shared.events import TYPE_NAMES, AccountConfigured, OutcomeCollectionFailed
 
-    assert sql.READ_MODEL_TABLES == tuple(m.table for m in READ_MODELS) and len(set(sql.READ_MODEL_TABLES)) == 11
+    assert sql.READ_MODEL_TABLES == tuple(m.table for m in READ_MODELS) and len(set(sql.READ_MODEL_TABLES)) == 12
     # every event type some table folds is decoded; the ones no table holds are skipped from their subjects
-    assert DECODED == set(TYPE_NAMES) - {"outcome.collection_failed", "account.configured"}
+    assert DECODED == set(TYPE_NAMES) - {"outcome.collection_failed"}
+    assert [t for t, _ in DISPATCH[AccountConfigured]] == ["accounts"]
     assert steps_for(OutcomeCollectionFailed) == ()
     # an event's folds run in registry order: the decision row first, then the rows the event adds elsewhere
     assert [t for t, _ in DISPATCH[DecisionPosted]] == ["content_metadata", "posted_decisions"]
