@@ -17,7 +17,7 @@ from fastapi.templating import Jinja2Templates
 
 from .deps import AdminGuard, Gateway
 from .projector import TRANSIENT
-from .routers import dashboard, decisions, env, flags, health, jobs, metrics
+from .routers import accounts, dashboard, decisions, env, flags, health, jobs, metrics
 
 log = structlog.get_logger("gateway")
 
@@ -86,7 +86,7 @@ def create_app(gw: Gateway) -> FastAPI:
     app.state.templates = Jinja2Templates(directory=str(HERE / "templates"))
     app.state.templates.env.filters["highlight_claims"] = dashboard.highlight_claims
     for r in (metrics.router, health.router, env.router, jobs.router, flags.router, decisions.router,
-              dashboard.router):
+              accounts.router, dashboard.router):
         app.include_router(r)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
-from fastapi import Depends, Header, HTTPException, Request, status
+from fastapi import Depends, Header, HTTPException, Query, Request, status
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CollectorRegistry, Histogram
 
 from shared.clock import Clock
+from shared.events import ACCOUNT_PATTERN
 
 from .prom import SnapshotCollector, request_histogram
 
@@ -39,6 +42,10 @@ class Gateway:
     #: the background renewal started by a request that found the snapshot past METRICS_REFRESH_AHEAD_S
     metrics_refresh: asyncio.Task[None] | None = None
     metrics_body: tuple[dict[str, Any], bytes] | None = None
+    #: /api/metrics?account=<id>: each account's body, encoded once per snapshot (snapshot, {account: body})
+    account_bodies: tuple[dict[str, Any], dict[str, bytes]] | None = None
+    #: where ``env:`` session references of a profile PUT through the admin API are looked up
+    environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
 
     def __post_init__(self) -> None:
         if self.latency is None:
@@ -121,3 +128,21 @@ class AdminGuard:
 
 
 AdminActor = Annotated[str, Depends(require_admin)]
+
+
+#: ``?account=<id>``: one account (an account id is a subject token); 422 naming the parameter when malformed
+AccountParam = Annotated[str | None, Query(
+    pattern=ACCOUNT_PATTERN, description="only this account (its id); without it, every account")]
+
+
+async def known_accounts(gw: Gateway) -> set[str]:
+    """The accounts the gateway knows: the default one, those configured, and any whose events are projected."""
+    from .queries import cached_metrics_snapshot
+
+    return set((await cached_metrics_snapshot(gw)).get("accounts") or ())
+
+
+async def ensure_account(gw: Gateway, account: str | None) -> None:
+    """404 naming ``account`` when the gateway knows no such account (None: every account, always fine)."""
+    if account is not None and account not in await known_accounts(gw):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no account {account!r}")

@@ -312,8 +312,8 @@ class BatchWrites:
 
     existing: dict[str, DecisionRow] = field(default_factory=dict)
     tables: dict[str, dict[Any, Any]] = field(default_factory=dict)
-    #: (account, name, key) -> [delta, last_seq]
-    counters: dict[tuple[str, str, str], list[int]] = field(default_factory=dict)
+    #: account -> (name, key) -> [delta, last_seq]
+    account_counters: dict[str, dict[tuple[str, str], list[int]]] = field(default_factory=dict)
     dead: list[tuple[ReadItem, str]] = field(default_factory=list)
     events: int = 0
     last_seq: int = 0
@@ -325,14 +325,23 @@ class BatchWrites:
             rows = self.tables[table] = {}
         return rows
 
+    @property
+    def counters(self) -> dict[tuple[str, str], list[int]]:
+        """The default account's counters, (name, key) -> [delta, last_seq] (every account's:
+        ``account_counters``)."""
+        return self.account_counters.get(DEFAULT_ACCOUNT, {})
+
     def count(self, name: str, key: str, delta: int, seq: int, account: str = DEFAULT_ACCOUNT) -> None:
-        c = self.counters.setdefault((account, name, key), [0, seq])
+        counters = self.account_counters.get(account)
+        if counters is None:
+            counters = self.account_counters[account] = {}
+        c = counters.setdefault((name, key), [0, seq])
         c[0] += delta
         c[1] = seq
 
     @property
     def rows(self) -> int:
-        return sum(len(t) for t in self.tables.values()) + len(self.counters)
+        return sum(len(t) for t in self.tables.values()) + sum(len(c) for c in self.account_counters.values())
 
 
 #: one table's fold: (that table's rows of the batch, the batch, the event, its sequence) -> None. Pure: it adds or

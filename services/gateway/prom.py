@@ -28,9 +28,17 @@ class SnapshotCollector:
         return []
 
     def collect(self) -> Iterator[Metric]:
+        """Each account's figures as series labelled ``account`` (every account of the snapshot's ``accounts``; a
+        snapshot without ``accounts`` is one account's figures, unlabelled), and the stack's own unlabelled."""
         s = self.snapshot
         if not s:
             return
+        accounts: dict[str, dict[str, Any]] = s.get("accounts") or {"": s}
+        base = ["account"] if "accounts" in s else []
+
+        def lv(account: str, *more: str) -> list[str]:
+            return [account, *more] if base else list(more)
+
         counters = [
             ("xbot_openai_calls", "LLM calls recorded", "openaiCalls_total"),
             ("xbot_openai_calls_failed", "LLM calls failed", "openaiCalls_failed"),
@@ -40,56 +48,62 @@ class SnapshotCollector:
             ("xbot_outcomes_simulated", "simulated outcomes recorded", "outcomesSimulated"),
             ("xbot_learn_runs", "learn job runs", "learnRuns"),
             ("xbot_bandit_arms_updated", "arm states published by the learner", "banditArmsUpdated"),
+            ("xbot_llm_draft_calls", "chat (draft) calls made", "llmDraftCalls"),
+            ("xbot_llm_queued_posts", "LLM-written drafts queued", "llmQueuedPosts"),
         ]
         for name, doc, key in counters:
-            yield CounterMetricFamily(name, doc, value=s[key])
-        reasons = CounterMetricFamily("xbot_openai_failures", "LLM failures by reason", labels=["reason"])
-        for r, n in s["openaiFailureReasons"].items():
-            reasons.add_metric([r], n)
-        yield reasons
-        yield CounterMetricFamily("xbot_llm_draft_calls", "chat (draft) calls made", value=s["llmDraftCalls"])
-        yield CounterMetricFamily("xbot_llm_queued_posts", "LLM-written drafts queued", value=s["llmQueuedPosts"])
-        if s["llmCallsPerQueuedPost"] is not None:
-            yield GaugeMetricFamily("xbot_llm_calls_per_queued_post", "chat calls per LLM-written draft queued",
-                                    value=s["llmCallsPerQueuedPost"])
-        wasted = CounterMetricFamily("xbot_llm_wasted_calls", "calls whose answer was rejected, by reason",
-                                     labels=["reason"])
-        for r, n in s["llmWastedReasons"].items():
-            wasted.add_metric([r], n)
-        yield wasted
-        repaired = CounterMetricFamily("xbot_llm_repaired_answers", "answers accepted after a free repair",
-                                       labels=["repair"])
-        for r, n in s["llmRepairedAnswers"].items():
-            repaired.add_metric([r], n)
-        yield repaired
-        skips = CounterMetricFamily("xbot_post_skipped", "post skips by reason", labels=["reason"])
-        for r, n in s["post_skipped_reason_counts"].items():
-            skips.add_metric([r], n)
-        yield skips
-        statuses = GaugeMetricFamily("xbot_decisions", "decisions by status", labels=["status"])
-        for st, n in s["decisionsByStatus"].items():
-            statuses.add_metric([st], n)
-        yield statuses
+            fam = CounterMetricFamily(name, doc, labels=base)
+            for a, f in accounts.items():
+                fam.add_metric(lv(a), f[key])
+            yield fam
+        ratio = GaugeMetricFamily("xbot_llm_calls_per_queued_post", "chat calls per LLM-written draft queued",
+                                  labels=base)
+        for a, f in accounts.items():
+            if f["llmCallsPerQueuedPost"] is not None:
+                ratio.add_metric(lv(a), f["llmCallsPerQueuedPost"])
+        if ratio.samples:
+            yield ratio
+        by_label: list[tuple[type[CounterMetricFamily] | type[GaugeMetricFamily], str, str, str, str]] = [
+            (CounterMetricFamily, "xbot_openai_failures", "LLM failures by reason", "reason", "openaiFailureReasons"),
+            (CounterMetricFamily, "xbot_llm_wasted_calls", "calls whose answer was rejected, by reason", "reason",
+             "llmWastedReasons"),
+            (CounterMetricFamily, "xbot_llm_repaired_answers", "answers accepted after a free repair", "repair",
+             "llmRepairedAnswers"),
+            (CounterMetricFamily, "xbot_post_skipped", "post skips by reason", "reason", "post_skipped_reason_counts"),
+            (GaugeMetricFamily, "xbot_decisions", "decisions by status", "status", "decisionsByStatus"),
+        ]
+        for family, name, doc, label, key in by_label:
+            labelled = family(name, doc, labels=[*base, label])
+            for a, f in accounts.items():
+                for k, n in f[key].items():
+                    labelled.add_metric(lv(a, k), n)
+            yield labelled
         gauges = [
-            ("xbot_queue_size", "decisions queued", s["queueSize"]),
-            ("xbot_spend_today_usd", "LLM spend today (UTC budget day)", s["spendTodayUsd"]),
+            ("xbot_queue_size", "decisions queued", "queueSize"),
+            ("xbot_spend_today_usd", "LLM spend today (UTC budget day)", "spendTodayUsd"),
+            ("xbot_model_version", "latest model version (0 = none)", "modelVersion"),
+            ("xbot_posts_in_doubt", "decisions whose last attempt is in doubt (sent, answer lost)", "postsInDoubt"),
+            ("xbot_attention_needed", "decisions in doubt past the limit: the poster asks the operator",
+             "attentionNeeded"),
+            ("xbot_flagged_claims_pending", "queued drafts with unsupported claims waiting for a person",
+             "flaggedClaimsPending"),
+            ("xbot_x_rate_limited_seconds", "seconds left of X's 429 pause of posting (0 when not paused)",
+             "xRateLimitedSeconds"),
+            ("xbot_x_cooldown_seconds", "seconds left of the 226 cooldown of posting (0 when not paused)",
+             "xCooldownSeconds"),
+        ]
+        for name, doc, key in gauges:
+            gauge = GaugeMetricFamily(name, doc, labels=base)
+            for a, f in accounts.items():
+                gauge.add_metric(lv(a), f.get(key) or 0)
+            yield gauge
+        stack = [
             ("xbot_daily_limit_usd", "DAILY_OPENAI_LIMIT_USD", s["dailyLimitUsd"]),
-            ("xbot_model_version", "latest model version (0 = none)", s["modelVersion"] or 0),
             ("xbot_projector_position", "last event sequence in the read models", s["projectorPosition"]),
             ("xbot_projector_lag", "events not yet in the read models", s["projectorLag"] or 0),
             ("xbot_dead_letters", "messages in the dead-letter stream", s["deadLetters"] or 0),
-            ("xbot_posts_in_doubt", "decisions whose last attempt is in doubt (sent, answer lost)",
-             s["postsInDoubt"]),
-            ("xbot_attention_needed", "decisions in doubt past the limit: the poster asks the operator",
-             s["attentionNeeded"]),
-            ("xbot_flagged_claims_pending", "queued drafts with unsupported claims waiting for a person",
-             s.get("flaggedClaimsPending", 0)),
-            ("xbot_x_rate_limited_seconds", "seconds left of X's 429 pause of posting (0 when not paused)",
-             s.get("xRateLimitedSeconds", 0.0)),
-            ("xbot_x_cooldown_seconds", "seconds left of the 226 cooldown of posting (0 when not paused)",
-             s.get("xCooldownSeconds", 0.0)),
         ]
-        for name, doc, value in gauges:
+        for name, doc, value in stack:
             yield GaugeMetricFamily(name, doc, value=value)
         p = self.projector
         if p is not None:

@@ -11,12 +11,14 @@ import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
 import structlog
 
+from shared.events import DEFAULT_ACCOUNT
 from shared.flags import Flags
 
 from .deps import Gateway
@@ -111,84 +113,92 @@ async def _refresh_metrics(gw: Gateway, compute: SnapshotFn, clock: Callable[[],
         log.warning("metrics snapshot refresh failed", error=f"{type(exc).__name__}: {exc}")
 
 
+#: per account: what /api/metrics counts, each query grouped by account (one round trip each, whatever the number
+#: of accounts)
+_ACCOUNT_SQL = {
+    "usage": """
+        SELECT account, COUNT(*) AS calls_total, COUNT(*) FILTER (WHERE status <> 'success') AS calls_failed,
+               COUNT(*) FILTER (WHERE kind = 'chat'
+                 AND COALESCE(failure_reason, '') NOT IN ('circuit_open', 'budget_exceeded')) AS draft_calls,
+               COALESCE(SUM(cost_usd) FILTER (WHERE created_at >= $1 AND created_at < $2), 0) AS spend_today
+        FROM api_usage GROUP BY account""",
+    "posted": "SELECT account, COUNT(*) AS posts_posted FROM posted_decisions GROUP BY account",
+    "outcomes": """
+        SELECT account, COUNT(*) FILTER (WHERE NOT simulated) AS outcomes_real,
+               COUNT(*) FILTER (WHERE simulated) AS outcomes_sim
+        FROM outcomes GROUP BY account""",
+    "learn": "SELECT account, COUNT(*) AS learn_runs FROM job_runs WHERE job = 'learn' GROUP BY account",
+    "models": """
+        SELECT account, MAX(version) FILTER (WHERE jsonb_array_length(predictors) > 0) AS predictor_v,
+               MAX(version) AS model_v
+        FROM model_versions GROUP BY account""",
+    "limits": """
+        SELECT account, MAX(paused_until) FILTER (WHERE error_code = '429') AS paused_429,
+               MAX(answered_at) FILTER (WHERE error_code = '226') AS last_226
+        FROM x_limit_answers GROUP BY account""",
+}
+_STATUS_SQL = """
+SELECT account, status, COUNT(*) AS n,
+       COUNT(*) FILTER (WHERE approval IS NULL AND flagged_claims <> '[]'::jsonb) AS flagged
+FROM content_metadata GROUP BY 1, 2 ORDER BY 1, 2
+"""
+_REASONS_SQL = """
+SELECT account, COALESCE(failure_reason, 'unknown') AS r, COUNT(*) AS n FROM api_usage
+WHERE status <> 'success' GROUP BY 1, 2 ORDER BY 1, 2
+"""
+#: the accounts configured (account.configured), with the per-account flags that change a figure
+_ACCOUNTS_SQL = "SELECT account, profile -> 'flags' ->> 'X_COOLDOWN_MINUTES' AS cooldown FROM accounts"
+
+
 async def metrics_snapshot(gw: Gateway) -> dict[str, Any]:
+    """The seed's figures of the default account at the top (the seed's shape), and ``accounts``: every account
+    (the default one, those configured, and any whose events are in the read models) with the same figures."""
     flags: Flags = gw.flags.current()
     now = gw.clock.now()
     day, start = budget_day(now)
     async with gw.pool.acquire() as conn:
-        row = await conn.fetchrow(
-            """
-            SELECT
-              (SELECT COUNT(*) FROM api_usage) AS calls_total,
-              (SELECT COUNT(*) FROM api_usage WHERE status <> 'success') AS calls_failed,
-              (SELECT COUNT(*) FROM api_usage WHERE kind = 'chat'
-                 AND COALESCE(failure_reason, '') NOT IN ('circuit_open', 'budget_exceeded')) AS draft_calls,
-              (SELECT COUNT(*) FROM posted_decisions) AS posts_posted,
-              (SELECT COUNT(*) FROM outcomes WHERE NOT simulated) AS outcomes_real,
-              (SELECT COUNT(*) FROM outcomes WHERE simulated) AS outcomes_sim,
-              (SELECT COUNT(*) FROM job_runs WHERE job = 'learn') AS learn_runs,
-              (SELECT COALESCE(SUM(cost_usd), 0) FROM api_usage WHERE created_at >= $1 AND created_at < $2)
-                AS spend_today,
-              (SELECT MAX(version) FROM model_versions WHERE jsonb_array_length(predictors) > 0) AS predictor_v,
-              (SELECT MAX(version) FROM model_versions) AS model_v,
-              (SELECT last_seq FROM projection_offsets WHERE projector = $3) AS position,
-              (SELECT COUNT(*) FROM content_metadata WHERE status = 'queued' AND approval IS NULL
-                 AND flagged_claims <> '[]'::jsonb) AS flagged_pending,
-              (SELECT MAX(paused_until) FROM x_limit_answers WHERE error_code = '429') AS paused_429,
-              (SELECT MAX(answered_at) FROM x_limit_answers WHERE error_code = '226') AS last_226
-            """,
-            start, start + timedelta(days=1), gw.projector_name,
-        )
+        position = await conn.fetchval("SELECT last_seq FROM projection_offsets WHERE projector = $1",
+                                       gw.projector_name)
         # the log's end (read after the position, so the lag is never understated) and the dead letters, from
         # NATS while PostgreSQL answers the rest: the snapshot takes the longer of the two, not their sum
         from_nats = asyncio.gather(log_last_seq(gw), dead_letter_total(gw))
         try:
-            reasons = await conn.fetch(
-                "SELECT COALESCE(failure_reason, 'unknown') AS r, COUNT(*) AS n FROM api_usage "
-                "WHERE status <> 'success' GROUP BY 1 ORDER BY 1"
-            )
-            statuses = await conn.fetch("SELECT status, COUNT(*) AS n FROM content_metadata GROUP BY 1 ORDER BY 1")
+            grouped = {name: await conn.fetch(q, *((start, start + timedelta(days=1)) if name == "usage" else ()))
+                       for name, q in _ACCOUNT_SQL.items()}
+            reasons = await conn.fetch(_REASONS_SQL)
+            statuses = await conn.fetch(_STATUS_SQL)
             attention = await conn.fetch(ATTENTION_SQL, ATTENTION_LIST_MAX)
-            counters = await conn.fetch("SELECT name, key, value FROM gateway_counters")
+            counters = await conn.fetch("SELECT account, name, key, value FROM gateway_counters")
+            configured = await conn.fetch(_ACCOUNTS_SQL)
         except BaseException:
             from_nats.cancel()
             raise
     last, dead = await from_nats
-    by_status = {r["status"]: int(r["n"]) for r in statuses}
-    skipped: dict[str, int] = {}
-    wasted: dict[str, int] = {}
-    repaired: dict[str, int] = {}
-    attempted = arms = real_queued = 0
-    for c in counters:
-        if c["name"] == POST_SKIPPED:
-            skipped[c["key"]] = int(c["value"])
-        elif c["name"] == LLM_WASTED:
-            wasted[c["key"]] = int(c["value"])
-        elif c["name"] == LLM_REPAIRED:
-            repaired[c["key"]] = int(c["value"])
-        elif c["name"] == REAL_QUEUED:
-            real_queued += int(c["value"])
-        elif c["name"] == POSTS_ATTEMPTED:
-            attempted = int(c["value"])
-        elif c["name"] == ARMS_UPDATED:
-            arms = int(c["value"])
-    position = int(row["position"] or 0)
-    return {
-        "openaiCalls_total": int(row["calls_total"]),
-        "openaiCalls_failed": int(row["calls_failed"]),
-        "openaiFailureReasons": {r["r"]: int(r["n"]) for r in reasons},
-        "queueSize": by_status.get("queued", 0),
-        "postsAttempted": attempted,
-        "postsPosted": int(row["posts_posted"]),
-        "post_skipped_reason_counts": dict(sorted(skipped.items())),
-        "outcomesWritten": int(row["outcomes_real"]),
-        "learnRuns": int(row["learn_runs"]),
-        "banditArmsUpdated": arms,
-        "predictorVersion": f"v{row['predictor_v']}" if row["predictor_v"] is not None else "none",
-        "outcomesSimulated": int(row["outcomes_sim"]),
-        "decisionsByStatus": by_status,
-        "modelVersion": row["model_v"],
-        "spendTodayUsd": round(float(row["spend_today"]), 6),
+    position = int(position or 0)
+    cooldowns: dict[str, float] = {}
+    for r in configured:
+        with contextlib.suppress(TypeError, ValueError):
+            if r["cooldown"] is not None:
+                cooldowns[r["account"]] = float(r["cooldown"])
+    ids = {DEFAULT_ACCOUNT, *(r["account"] for r in configured)}
+    for rows in (*grouped.values(), reasons, statuses, attention, counters):
+        ids.update(r["account"] for r in rows)
+    by_account = {a: _AccountRows() for a in sorted(ids)}
+    for rows in grouped.values():
+        for r in rows:
+            by_account[r["account"]].row.update({k: v for k, v in r.items() if k != "account"})
+    for r in reasons:
+        by_account[r["account"]].reasons[r["r"]] = int(r["n"])
+    for r in statuses:
+        acc = by_account[r["account"]]
+        acc.by_status[r["status"]] = int(r["n"])
+        if r["status"] == "queued":
+            acc.flagged_pending = int(r["flagged"])
+    for r in attention:
+        by_account[r["account"]].attention.append(r)
+    for r in counters:
+        by_account[r["account"]].counters.append(r)
+    common = {
         "dailyLimitUsd": float(flags.DAILY_OPENAI_LIMIT_USD),
         "budgetDay": day,
         "projectorPosition": position,
@@ -196,13 +206,77 @@ async def metrics_snapshot(gw: Gateway) -> dict[str, Any]:
         "logLastSeq": last,
         "deadLetters": dead,
         "mode": flags.MODE,
-        "postsInDoubt": by_status.get(IN_DOUBT, 0),
-        "attentionNeeded": int(attention[0]["total"]) if attention else 0,
-        "attentionDecisions": [attention_item(r) for r in attention],
-        **llm_draft_figures(int(row["draft_calls"]), real_queued, wasted, repaired),
-        "flaggedClaimsPending": int(row["flagged_pending"]),
-        **x_pause_figures(now, row["paused_429"], row["last_226"], flags.X_COOLDOWN_MINUTES),
     }
+    figures = {a: rows.figures(now, common, cooldowns.get(a, float(flags.X_COOLDOWN_MINUTES)))
+               for a, rows in by_account.items()}
+    return {**figures[DEFAULT_ACCOUNT], "accounts": figures}
+
+
+def metrics_of(snapshot: dict[str, Any], account: str | None) -> dict[str, Any]:
+    """/api/metrics: the whole snapshot (the default account's figures at the top), or one account's figures with
+    ``accounts`` holding just it. ``KeyError`` for an account the snapshot does not know."""
+    if account is None:
+        return snapshot
+    figures = snapshot["accounts"][account]
+    return {**figures, "accounts": {account: figures}}
+
+
+@dataclass
+class _AccountRows:
+    """One account's answers from the grouped queries, and the figures /api/metrics makes of them."""
+
+    row: dict[str, Any] = field(default_factory=dict)
+    reasons: dict[str, int] = field(default_factory=dict)
+    by_status: dict[str, int] = field(default_factory=dict)
+    flagged_pending: int = 0
+    attention: list[Any] = field(default_factory=list)
+    counters: list[Any] = field(default_factory=list)
+
+    def figures(self, now: datetime, common: dict[str, Any], cooldown_minutes: float) -> dict[str, Any]:
+        row = self.row
+        skipped: dict[str, int] = {}
+        wasted: dict[str, int] = {}
+        repaired: dict[str, int] = {}
+        attempted = arms = real_queued = 0
+        for c in self.counters:
+            if c["name"] == POST_SKIPPED:
+                skipped[c["key"]] = int(c["value"])
+            elif c["name"] == LLM_WASTED:
+                wasted[c["key"]] = int(c["value"])
+            elif c["name"] == LLM_REPAIRED:
+                repaired[c["key"]] = int(c["value"])
+            elif c["name"] == REAL_QUEUED:
+                real_queued += int(c["value"])
+            elif c["name"] == POSTS_ATTEMPTED:
+                attempted = int(c["value"])
+            elif c["name"] == ARMS_UPDATED:
+                arms = int(c["value"])
+        by_status = self.by_status
+        predictor_v = row.get("predictor_v")
+        return {
+            "openaiCalls_total": int(row.get("calls_total") or 0),
+            "openaiCalls_failed": int(row.get("calls_failed") or 0),
+            "openaiFailureReasons": dict(self.reasons),
+            "queueSize": by_status.get("queued", 0),
+            "postsAttempted": attempted,
+            "postsPosted": int(row.get("posts_posted") or 0),
+            "post_skipped_reason_counts": dict(sorted(skipped.items())),
+            "outcomesWritten": int(row.get("outcomes_real") or 0),
+            "learnRuns": int(row.get("learn_runs") or 0),
+            "banditArmsUpdated": arms,
+            "predictorVersion": f"v{predictor_v}" if predictor_v is not None else "none",
+            "outcomesSimulated": int(row.get("outcomes_sim") or 0),
+            "decisionsByStatus": dict(by_status),
+            "modelVersion": row.get("model_v"),
+            "spendTodayUsd": round(float(row.get("spend_today") or 0), 6),
+            **common,
+            "postsInDoubt": by_status.get(IN_DOUBT, 0),
+            "attentionNeeded": int(self.attention[0]["total"]) if self.attention else 0,
+            "attentionDecisions": [attention_item(r) for r in self.attention],
+            **llm_draft_figures(int(row.get("draft_calls") or 0), real_queued, wasted, repaired),
+            "flaggedClaimsPending": self.flagged_pending,
+            **x_pause_figures(now, row.get("paused_429"), row.get("last_226"), cooldown_minutes),
+        }
 
 
 def x_pause_figures(now: datetime, paused_429: datetime | None, last_226: datetime | None,
@@ -236,10 +310,12 @@ def llm_draft_figures(draft_calls: int, real_queued: int, wasted: dict[str, int]
 
 #: decisions whose attempt stayed in doubt past the poster's limit (it asks the operator), longest waiting first
 ATTENTION_SQL = """
-SELECT decision_id, decision_type, attention_reason, attention_detail, attention_since, attempts, content,
-       COUNT(*) OVER () AS total
-FROM content_metadata WHERE attention_reason IS NOT NULL
-ORDER BY attention_since NULLS LAST, decision_id LIMIT $1
+SELECT * FROM (
+  SELECT account, decision_id, decision_type, attention_reason, attention_detail, attention_since, attempts, content,
+         COUNT(*) OVER (PARTITION BY account) AS total,
+         ROW_NUMBER() OVER (PARTITION BY account ORDER BY attention_since NULLS LAST, decision_id) AS n
+  FROM content_metadata WHERE attention_reason IS NOT NULL
+) a WHERE n <= $1 ORDER BY account, n
 """
 ATTENTION_LIST_MAX = 20
 
@@ -288,6 +364,7 @@ def json_list(v: Any) -> list[Any]:
 def item(r: Any) -> dict[str, Any]:
     return {
         "decision_id": str(r["decision_id"]),
+        "account": r["account"],
         "decision_type": r["decision_type"],
         "status": r["status"],
         "content": r["content"],
@@ -348,10 +425,10 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
 
 
 async def list_decisions(
-    gw: Gateway, *, status: str | None, kind: str | None, limit: int, cursor: str | None
+    gw: Gateway, *, status: str | None, kind: str | None, limit: int, cursor: str | None, account: str | None = None,
 ) -> dict[str, Any]:
     """Newest first; the queue (``status=queued``) in posting order (scheduled_at, oldest first). Keyset
-    pagination: the cursor holds the last row's sort key."""
+    pagination: the cursor holds the last row's sort key. Every account's decisions, or ``account``'s only."""
     queue_order = status == "queued"
     sort = "COALESCE(c.scheduled_at, '9999-12-31T00:00:00Z'::timestamptz)" if queue_order else "c.created_at"
     where: list[str] = []
@@ -362,6 +439,9 @@ async def list_decisions(
     if kind:
         args.append(kind)
         where.append(f"c.decision_type = ${len(args)}")
+    if account:
+        args.append(account)
+        where.append(f"c.account = ${len(args)}")
     if cursor:
         at, did = decode_cursor(cursor)
         args += [at, did]
@@ -413,10 +493,22 @@ def id_forms(decision_id: str) -> list[str]:
     return forms
 
 
-async def decision_history(gw: Gateway, decision_id: str, aggregate: str = "decision") -> tuple[str, list[Any]]:
-    """The aggregate's events (CAUGHT_UP markers dropped) and the id spelling its subjects use."""
+async def decision_account(gw: Gateway, decision_id: str) -> str:
+    """The account a decision belongs to, as its read-model row says (the default account while it has none)."""
+    try:
+        key = uuid.UUID(decision_id)
+    except ValueError:
+        return DEFAULT_ACCOUNT
+    async with gw.pool.acquire() as conn:
+        account = await conn.fetchval("SELECT account FROM content_metadata WHERE decision_id = $1", key)
+    return str(account) if account else DEFAULT_ACCOUNT
+
+
+async def decision_history(gw: Gateway, decision_id: str, aggregate: str = "decision",
+                           account: str = DEFAULT_ACCOUNT) -> tuple[str, list[Any]]:
+    """The aggregate's events of ``account`` (CAUGHT_UP markers dropped) and the id spelling its subjects use."""
     for form in id_forms(decision_id):
-        items = [i for i in await gw.bus.aggregate_history(aggregate, form) if not i.caught_up]
+        items = [i for i in await gw.bus.aggregate_history(aggregate, form, account) if not i.caught_up]
         if items:
             return form, items
     return decision_id, []
@@ -438,9 +530,10 @@ def timeline_entry(it: Any) -> dict[str, Any]:
 
 
 async def decision_detail(gw: Gateway, decision_id: str) -> dict[str, Any] | None:
-    form, history = await decision_history(gw, decision_id)
-    _, outcomes = await decision_history(gw, form, "outcome")
     row = await decision_row(gw, decision_id)
+    account = row["account"] if row is not None else DEFAULT_ACCOUNT
+    form, history = await decision_history(gw, decision_id, account=account)
+    _, outcomes = await decision_history(gw, form, "outcome", account=account)
     if not history and not outcomes and row is None:
         return None
     timeline = sorted(history + outcomes, key=lambda i: i.seq)

@@ -343,7 +343,7 @@ LIMITS = ReadModel(Upsert("x_limit_answers", (
 
 # --- gateway_counters: counted by the folds above (``BatchWrites.count``), added up by the upsert --------------
 def _counter_records(rows: dict[Any, Any], w: BatchWrites) -> list[tuple[Any, ...]]:
-    return [(n, k, d, s, a) for (a, n, k), (d, s) in w.counters.items()]
+    return [(n, k, d, s, a) for a, counters in w.account_counters.items() for (n, k), (d, s) in counters.items()]
 
 
 COUNTERS = ReadModel(Upsert("gateway_counters", (

@@ -71,8 +71,10 @@ class AttentionItem(BaseModel):
     content: str = Field(description="what was sent (first 280 characters): look for it on X")
 
 
-class ApiMetrics(BaseModel):
-    """The seed's ``GET /api/metrics`` keys (all derived from events, so they survive restarts), plus extras."""
+class AccountMetrics(BaseModel):
+    """The seed's ``GET /api/metrics`` keys of one account (all derived from events, so they survive restarts),
+    plus extras. The log's and the projector's figures (projectorPosition, projectorLag, logLastSeq, deadLetters,
+    mode, budgetDay, dailyLimitUsd) are the stack's, the same in every account."""
 
     openaiCalls_total: int = Field(description="LLM calls recorded (llm.call_completed + llm.call_failed)")
     openaiCalls_failed: int
@@ -125,8 +127,47 @@ class ApiMetrics(BaseModel):
     xCooldownSeconds: float = Field(description="seconds left of the 226 cooldown (0 when not paused)")
 
 
+class ApiMetrics(AccountMetrics):
+    """``GET /api/metrics``: the seed's keys with the default account's figures (or, with ``?account=``, that
+    account's), and ``accounts``: every account's figures by id (with ``?account=``, just that one)."""
+
+    accounts: dict[str, AccountMetrics] = Field(
+        description="account id -> the same figures for that account (the default account, every configured "
+                    "account and any whose events are in the read models)")
+
+
+class AccountSummary(BaseModel):
+    id: str
+    username: str
+    publisher: str
+    digest: str = Field(description="sha256 of the profile's canonical JSON")
+    source: str = Field(description="file:<path>, env or admin")
+    actor: str
+    configured_at: datetime
+
+
+class AccountSaved(BaseModel):
+    ok: bool = True
+    account: str
+    digest: str
+    seq: int = Field(description="the sequence of the account.configured event")
+    event: str = "account.configured"
+
+
+class AccountUnchanged(BaseModel):
+    unchanged: bool = True
+    account: str
+    digest: str
+
+
+class AccountProblems(BaseModel):
+    detail: str = Field(description="every problem, one line each, naming the account and the field")
+    problems: list[str]
+
+
 class DecisionItem(BaseModel):
     decision_id: str
+    account: str = Field("default", description="the X account the decision belongs to")
     decision_type: str
     status: str
     content: str
@@ -220,6 +261,7 @@ class JobAccepted(BaseModel):
     run_id: str
     status: Literal["queued"] = "queued"
     requested_at: datetime
+    account: str | None = Field(None, description="the account the run is for (null: every account)")
 
 
 class JobRun(BaseModel):

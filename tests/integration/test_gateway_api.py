@@ -150,16 +150,16 @@ async def test_x_pauses_are_derived_from_the_log_while_they_last(bus, database_u
             html = (await client.get("/")).text
         if until is not None:
             assert m["xRateLimitedUntil"].replace("Z", "+00:00") == until.isoformat()
-            assert m["xRateLimitedSeconds"] == 420.0 and "xbot_x_rate_limited_seconds 420.0" in text
+            assert m["xRateLimitedSeconds"] == 420.0 and 'xbot_x_rate_limited_seconds{account="default"} 420.0' in text
             assert f"429 until {until:%H:%M:%S}" in html
         else:
-            assert m["xRateLimitedUntil"] is None and "xbot_x_rate_limited_seconds 0.0" in text
+            assert m["xRateLimitedUntil"] is None and 'xbot_x_rate_limited_seconds{account="default"} 0.0' in text
         if cool is not None:
             assert m["xCooldownUntil"].replace("Z", "+00:00") == cool.isoformat()
-            assert m["xCooldownSeconds"] == 3820.0 and "xbot_x_cooldown_seconds 3820.0" in text
+            assert m["xCooldownSeconds"] == 3820.0 and 'xbot_x_cooldown_seconds{account="default"} 3820.0' in text
             assert f"226 cooldown until {cool:%H:%M:%S}" in html
         else:
-            assert m["xCooldownUntil"] is None and "xbot_x_cooldown_seconds 0.0" in text
+            assert m["xCooldownUntil"] is None and 'xbot_x_cooldown_seconds{account="default"} 0.0' in text
 
 
 async def test_spend_today_counts_the_budget_day_only(bus, database_url) -> None:
@@ -176,11 +176,11 @@ async def test_prometheus_exposition_has_the_figures_and_latencies(shared_gw) ->
     r = await client.get("/metrics")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
     text = r.text
-    assert "xbot_queue_size 5.0" in text
-    assert "xbot_openai_calls_total 4.0" in text
-    assert 'xbot_post_skipped_total{reason="posting_disabled"} 3.0' in text
-    assert "xbot_posts_in_doubt 1.0" in text and "xbot_attention_needed 1.0" in text
-    assert 'xbot_decisions{status="in_doubt"} 1.0' in text
+    assert 'xbot_queue_size{account="default"} 5.0' in text
+    assert 'xbot_openai_calls_total{account="default"} 4.0' in text
+    assert 'xbot_post_skipped_total{account="default",reason="posting_disabled"} 3.0' in text
+    assert 'xbot_posts_in_doubt{account="default"} 1.0' in text and 'xbot_attention_needed{account="default"} 1.0' in text
+    assert 'xbot_decisions{account="default",status="in_doubt"} 1.0' in text
     assert 'xbot_gateway_http_request_duration_seconds_count{method="GET",route="/healthz",status="200"}' in text
 
 

@@ -19,9 +19,9 @@ from shared.events import (
     new_event_id,
 )
 
-from ..deps import AdminActor, GatewayDep
+from ..deps import AccountParam, AdminActor, GatewayDep, ensure_account
 from ..domain import IN_DOUBT, decision_status
-from ..queries import BadCursor, decision_detail, decision_history, list_decisions, valid_id
+from ..queries import BadCursor, decision_account, decision_detail, decision_history, list_decisions, valid_id
 from ..schemas import (
     Accepted,
     DecisionDetail,
@@ -60,18 +60,22 @@ def _check_id(decision_id: str) -> None:
 
 @router.get(
     "/api/decisions", response_model=DecisionPage,
-    responses={422: {"model": Problem, "description": "bad filter or cursor"}},
-    summary="Decisions, newest first; with status=queued, the queue in posting order",
+    responses={404: {"model": Problem, "description": "no such account (named)"},
+               422: {"model": Problem, "description": "bad filter, account id or cursor"}},
+    summary="Decisions of every account (or ?account=<id>'s), newest first; with status=queued, the queue in "
+            "posting order",
 )
 async def get_decisions(
     gw: GatewayDep,
+    account: AccountParam = None,
     status_: Annotated[Status | None, Query(alias="status")] = None,
     type_: Annotated[DecisionType | None, Query(alias="type")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=400, description="next_cursor of the previous page")] = None,
 ) -> DecisionPage:
+    await ensure_account(gw, account)
     try:
-        page = await list_decisions(gw, status=status_, kind=type_, limit=limit, cursor=cursor)
+        page = await list_decisions(gw, status=status_, kind=type_, limit=limit, cursor=cursor, account=account)
     except BadCursor as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
     return DecisionPage(**page)
@@ -91,20 +95,21 @@ async def get_decision(gw: GatewayDep, decision_id: DecisionId) -> DecisionDetai
 
 
 async def _transition(
-    gw: GatewayDep, decision_id: str, build: Callable[[str], Event], new_status: str, *, when: str = "queued",
+    gw: GatewayDep, decision_id: str, build: Callable[[str, str], Event], new_status: str, *, when: str = "queued",
 ) -> Accepted:
     """Publish an operator event on a decision whose status is ``when`` (queued, or in doubt for the answer to
-    a doubt), guarded by the decision's last sequence (a claim, a post or the poster's reconcile racing with us
-    makes the server refuse our write, and we look again)."""
+    a doubt), in the decision's account, guarded by the decision's last sequence (a claim, a post or the poster's
+    reconcile racing with us makes the server refuse our write, and we look again)."""
     _check_id(decision_id)
+    account = await decision_account(gw, decision_id)
     for _ in range(3):
-        form, history = await decision_history(gw, decision_id)
+        form, history = await decision_history(gw, decision_id, account=account)
         current = decision_status(i.event for i in history if i.event is not None)
         if current is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no decision {decision_id}")
         if current != when:
             raise HTTPException(status.HTTP_409_CONFLICT, f"decision {decision_id} is {current}, not {when}")
-        event = build(form)
+        event = build(form, account)
         try:
             seq = await gw.bus.publish(event, expect=after(history[-1].seq))
         except WrongSequence:
@@ -115,15 +120,15 @@ async def _transition(
     raise HTTPException(status.HTTP_409_CONFLICT, f"decision {decision_id} kept changing; look again and retry")
 
 
-def _meta(gw: GatewayDep) -> dict[str, Any]:
-    return {"event_id": new_event_id(), "occurred_at": gw.clock.now()}
+def _meta(gw: GatewayDep, account: str) -> dict[str, Any]:
+    return {"event_id": new_event_id(), "occurred_at": gw.clock.now(), "account": account}
 
 
 @router.post("/admin/decisions/{decision_id}/approve", response_model=Accepted, responses=TRANSITION_ERRORS,
              summary="Approve a queued decision (the poster honours approvals when REQUIRE_APPROVAL is on)")
 async def approve(gw: GatewayDep, actor: AdminActor, decision_id: DecisionId) -> Accepted:
     return await _transition(
-        gw, decision_id, lambda d: DecisionApproved(**_meta(gw), decision_id=d, actor=actor), "queued")
+        gw, decision_id, lambda d, a: DecisionApproved(**_meta(gw, a), decision_id=d, actor=actor), "queued")
 
 
 @router.post("/admin/decisions/{decision_id}/reject", response_model=Accepted, responses=TRANSITION_ERRORS,
@@ -134,7 +139,7 @@ async def reject(
 ) -> Accepted:
     reason = body.reason if body else ""
     return await _transition(
-        gw, decision_id, lambda d: DecisionRejected(**_meta(gw), decision_id=d, actor=actor, reason=reason), "skipped")
+        gw, decision_id, lambda d, a: DecisionRejected(**_meta(gw, a), decision_id=d, actor=actor, reason=reason), "skipped")
 
 
 @router.post("/admin/decisions/{decision_id}/schedule", response_model=Accepted, responses=TRANSITION_ERRORS,
@@ -151,7 +156,7 @@ async def schedule(gw: GatewayDep, actor: AdminActor, decision_id: DecisionId, b
     when: datetime = at
     return await _transition(
         gw, decision_id,
-        lambda d: DecisionRescheduled(**_meta(gw), decision_id=d, scheduled_at=when, actor=actor), "queued")
+        lambda d, a: DecisionRescheduled(**_meta(gw, a), decision_id=d, scheduled_at=when, actor=actor), "queued")
 
 
 @router.post(
@@ -165,5 +170,5 @@ async def resolve(gw: GatewayDep, actor: AdminActor, decision_id: DecisionId, bo
     action, note = body.action, body.note
     return await _transition(
         gw, decision_id,
-        lambda d: DecisionDoubtResolved(**_meta(gw), decision_id=d, action=action, actor=actor, note=note),
+        lambda d, a: DecisionDoubtResolved(**_meta(gw, a), decision_id=d, action=action, actor=actor, note=note),
         "queued" if action == "retry" else "failed", when=IN_DOUBT)

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 
 from shared.events import JOBS, Command, utcnow
 
-from ..deps import AdminActor, GatewayDep
+from ..deps import AccountParam, AdminActor, GatewayDep, ensure_account
 from ..queries import job_runs
 from ..schemas import JobAccepted, JobRun, Problem
 
@@ -24,24 +24,29 @@ ADMIN_ERRORS: dict[int | str, dict[str, Any]] = {
 
 @router.post(
     "/admin/jobs/run", status_code=202, response_model=JobAccepted,
-    summary="Trigger one run of a job now; answers at once with the run id",
-    responses={**ADMIN_ERRORS, 422: {"model": Problem, "description": "unknown job (the allowed ones are named)"}},
+    summary="Trigger one run of a job now (of every account, or ?account=<id>'s); answers at once with the run id",
+    responses={**ADMIN_ERRORS, 404: {"model": Problem, "description": "no such account (named)"},
+               422: {"model": Problem, "description": "unknown job (the allowed ones are named) or malformed "
+                                                      "account id"}},
 )
 async def run_job(
     gw: GatewayDep,
     actor: AdminActor,
     job: Annotated[str | None, Query(description=f"one of: {', '.join(JOBS)}", max_length=100,
                                      json_schema_extra={"enum": list(JOBS)})] = None,
+    account: AccountParam = None,
 ) -> JSONResponse:
     if job not in JOBS:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
             f"unknown job {job!r}; allowed: {', '.join(JOBS)}" if job else f"job is required; allowed: {', '.join(JOBS)}",
         )
+    await ensure_account(gw, account)
+    params = {"actor": actor, **({"account": account} if account is not None else {})}
     cmd = Command(job=job, run_id=f"{job}-{uuid.uuid4().hex[:12]}", requested_at=utcnow(), requested_by="admin",
-                  params={"actor": actor})
+                  params=params)
     await gw.bus.publish_command(cmd)
-    body = JobAccepted(job=job, run_id=cmd.run_id, requested_at=cmd.requested_at)
+    body = JobAccepted(job=job, run_id=cmd.run_id, requested_at=cmd.requested_at, account=account)
     return JSONResponse(body.model_dump(mode="json"), status_code=202)
 
 
