@@ -88,6 +88,16 @@ class ServiceContext:
         return seqs
 
 
+def job_accounts(cmd: Command, ctx: ServiceContext) -> list[AccountProfile]:
+    """The accounts a job command is for: ``params["account"]`` when it names one (none when this stack has no
+    such account), else every account of the stack."""
+    wanted = cmd.params.get("account")
+    if wanted:
+        profile = ctx.accounts.get(wanted)
+        return [profile] if profile is not None else []
+    return list(ctx.accounts)
+
+
 #: how a job command is consumed: one at a time, redelivered up to ``max_deliver`` times after a failure
 JOB_POLICY = ConsumerPolicy(batch=1, concurrency=1, max_deliver=3, ack_wait_s=60, retry_base_delay_s=2)
 

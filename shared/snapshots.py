@@ -121,6 +121,10 @@ def restore_into(state: Any, blob: bytes, codec: str = "pickle") -> None:
     missing = set(target) ^ set(loaded)
     if missing:
         raise ValueError(f"snapshot attributes differ from the state's: {sorted(missing)}")
+    restore = getattr(state, "restore_attributes", None)
+    if restore is not None:  # a state of states keeps the identity of the inner ones others hold
+        restore(loaded)
+        return
     target.clear()
     target.update(loaded)
 

@@ -66,14 +66,16 @@ class PlanPolicy(msgspec.Struct, frozen=True, kw_only=True):
         return self.arms or default_content_arms()
 
 
-def gate_config(flags: Flags) -> GateConfig:
-    return GateConfig(min_quality_score=flags.MIN_QUALITY_SCORE, dup_cosine_threshold=flags.DUP_COSINE_THRESHOLD)
+def gate_config(flags: Flags, banned_phrases: Sequence[str] = ()) -> GateConfig:
+    return GateConfig(min_quality_score=flags.MIN_QUALITY_SCORE, dup_cosine_threshold=flags.DUP_COSINE_THRESHOLD,
+                      banned_phrases=tuple(banned_phrases))
 
 
-def policy_from(flags: Flags, *, thread_ratio: float = 0.25, arms: Sequence[str] = ()) -> PlanPolicy:
+def policy_from(flags: Flags, *, thread_ratio: float = 0.25, arms: Sequence[str] = (),
+                banned_phrases: Sequence[str] = ()) -> PlanPolicy:
     return PlanPolicy(
         live=flags.live,
-        gate=gate_config(flags),
+        gate=gate_config(flags, banned_phrases),
         min_interval_minutes=flags.MIN_POST_INTERVAL_MINUTES,
         max_posts_per_hour=flags.MAX_POSTS_PER_HOUR,
         thread_ratio=thread_ratio,

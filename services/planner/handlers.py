@@ -45,7 +45,8 @@ from shared.drafting import (
     queued_event,
     skipped_event,
 )
-from shared.events import Command, DecisionQueued, DecisionSkipped, float32_bytes
+from shared.drafting.voice import AccountVoice, voice_request
+from shared.events import DEFAULT_ACCOUNT, Command, DecisionQueued, DecisionSkipped, float32_bytes
 from shared.flags import Flags
 from shared.gates import ChainOutcome, ClaimPolicy, format_block_line
 from shared.learning.arms import timing_arm
@@ -92,12 +93,18 @@ class PlanDeps:
     service: str = "planner"
     #: the account's facts and languages: the prompt offers them, the claims gate holds live drafts to them
     claims: ClaimPolicy = field(default_factory=ClaimPolicy)
+    #: the account planned for, and what its profile asks of its drafts (arms, voice, banned phrases)
+    account: str = DEFAULT_ACCOUNT
+    voice: AccountVoice | None = None
     #: one run at a time in this process (runs of other replicas are kept apart by the log and the poster)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
-def decision_id_for(run_id: str, i: int) -> str:
-    return str(uuid.uuid5(PLAN_NAMESPACE, f"{run_id}:{i}"))
+def decision_id_for(run_id: str, i: int, account: str = DEFAULT_ACCOUNT) -> str:
+    """The id of draft ``i`` of a run for an account (the default account's ids are those of a single-account
+    stack, so a run redelivered across the upgrade writes the same decisions)."""
+    key = f"{run_id}:{i}" if account == DEFAULT_ACCOUNT else f"{run_id}:{account}:{i}"
+    return str(uuid.uuid5(PLAN_NAMESPACE, key))
 
 
 def run_rng(seed: int, run_id: str) -> np.random.Generator:
@@ -128,15 +135,17 @@ async def _plan(cmd: Command, deps: PlanDeps) -> dict[str, int]:
     if n <= 0:
         log.info("[PLAN_JOB] ⏭️ Queue full, nothing planned", queued=pending, max_queued=deps.max_queued)
         return {**counts, "_skipped": 1}
-    policy = policy_from(flags, thread_ratio=deps.thread_ratio)
-    rng = run_rng(deps.seed, cmd.run_id)
+    voice = deps.voice
+    policy = policy_from(flags, thread_ratio=deps.thread_ratio, arms=voice.arms if voice else (),
+                         banned_phrases=voice.banned_phrases if voice else ())
+    rng = run_rng(deps.seed, cmd.run_id if deps.account == DEFAULT_ACCOUNT else f"{cmd.run_id}:{deps.account}")
     deps.state.prune(deps.clock())
 
     # 1. what each draft will be about (arm, type), every pick counting the run's earlier picks as queued
     picks: list[Pick] = []
     earlier = PendingPicks(deps.state.rotation)
     for i in range(n):
-        decision_id = decision_id_for(cmd.run_id, i)
+        decision_id = decision_id_for(cmd.run_id, i, deps.account)
         if decision_id in deps.state.decisions:
             counts["duplicate"] += 1  # a redelivered run: this draft is already in the log
             continue
@@ -150,6 +159,7 @@ async def _plan(cmd: Command, deps: PlanDeps) -> dict[str, int]:
         request = DraftRequest(
             kind="plan", topic=p.topic, angle=p.angle, decision_type=p.decision_type,  # type: ignore[arg-type]
             seed=p.seed, facts=deps.claims.facts, languages=deps.claims.languages,
+            **(voice_request(voice) if voice else {}),
         )
         try:
             drafts.append((p, (await writer.draft(request, correlation_id=cmd.run_id)).draft))
@@ -246,6 +256,7 @@ async def _judge_and_publish(
         decision_id=decision_id,
         decision_type=p.decision_type,
         parts=draft.parts,
+        account=deps.account,
         bandit_arm=p.bandit_arm,
         topic=p.topic,
         angle=p.angle,

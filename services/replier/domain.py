@@ -36,8 +36,11 @@ from shared.x.port import TweetView
 REPLY_NAMESPACE = uuid.UUID("8a3e2b57-2f0c-5d9e-b7a4-7265706c6965")
 
 
-def reply_decision_id(target_tweet_id: str) -> str:
-    return str(uuid.uuid5(REPLY_NAMESPACE, f"reply:{target_tweet_id}"))
+def reply_decision_id(target_tweet_id: str, account: str = "default") -> str:
+    """One decision per (account, tweet): a redelivered or concurrent run answers a tweet at most once per
+    account (the default account's ids are a single-account stack's)."""
+    key = f"reply:{target_tweet_id}" if account == "default" else f"reply:{account}:{target_tweet_id}"
+    return str(uuid.uuid5(REPLY_NAMESPACE, key))
 
 
 def parse_list(text: str) -> tuple[str, ...]:
@@ -56,8 +59,11 @@ def select_candidates(
     state: RecentDecisions,
     now: datetime,
     max_age: timedelta,
+    ours: frozenset[str] = frozenset(),
+    skipped_ours: list[TweetView] | None = None,
 ) -> list[TweetView]:
-    """The tweets we may answer, newest first (see the module docstring)."""
+    """The tweets we may answer, newest first (see the module docstring). ``ours``: the lower-case usernames of
+    every account of this stack -- our accounts never answer each other; such tweets go to ``skipped_ours``."""
     seen: set[str] = set()
     out: list[TweetView] = []
     for t in tweets:
@@ -65,6 +71,10 @@ def select_candidates(
             continue
         seen.add(t.tweet_id)
         if own_username and _same_user(t.author, own_username):
+            continue
+        if t.author.lstrip("@").lower() in ours:
+            if skipped_ours is not None:
+                skipped_ours.append(t)
             continue
         if state.answered(t.tweet_id):
             continue

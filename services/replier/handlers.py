@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+import msgspec
 import numpy as np
 import structlog
 
@@ -29,7 +30,8 @@ from shared.drafting import (
     predicted_er,
     publish_draft,
 )
-from shared.events import Command, DecisionQueued, float32_bytes
+from shared.drafting.voice import AccountVoice, voice_request
+from shared.events import DEFAULT_ACCOUNT, Command, DecisionQueued, float32_bytes
 from shared.flags import Flags
 from shared.gates import ClaimPolicy, format_block_line
 from shared.learning.arms import timing_arm
@@ -79,6 +81,11 @@ class ReplyDeps:
     #: the account's facts and languages: the prompt offers them, the claims gate holds live replies to them
     claims: ClaimPolicy = field(default_factory=ClaimPolicy)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    #: the account replied for, what its profile asks of its drafts, and every account of the stack (never
+    #: answered: our accounts never reply to each other)
+    account: str = DEFAULT_ACCOUNT
+    voice: AccountVoice | None = None
+    ours: frozenset[str] = frozenset()
 
 
 def run_rng(seed: int, run_id: str) -> np.random.Generator:
@@ -114,7 +121,8 @@ async def _reply(cmd: Command, deps: ReplyDeps) -> dict[str, int]:
         await deps.catch_up()
     flags = deps.flags()
     live = flags.live
-    counts = {"queued": 0, "skipped": 0, "failed": 0, "duplicate": 0, "candidates": 0, "read_errors": 0}
+    counts = {"queued": 0, "skipped": 0, "failed": 0, "duplicate": 0, "candidates": 0, "read_errors": 0,
+              "own_accounts": 0}
     now = deps.clock()
     deps.state.prune(now)
     room = capacity(deps.state, now, flags.REPLY_MAX_PER_DAY)
@@ -138,30 +146,39 @@ async def _reply(cmd: Command, deps: ReplyDeps) -> dict[str, int]:
     finally:
         if live:
             await x.close()
+    ours: list[TweetView] = []
     candidates = select_candidates(
-        tweets, own_username=deps.own_username, state=deps.state, now=now, max_age=deps.max_age
+        tweets, own_username=deps.own_username, state=deps.state, now=now, max_age=deps.max_age,
+        ours=deps.ours, skipped_ours=ours,
     )
+    for t in ours:
+        log.info("[REPLY_JOB] ⏭️ Not answering one of our own accounts", account=deps.account,
+                 target_tweet_id=t.tweet_id, target_username=t.author.lstrip("@"), reason="own_account")
+    counts["own_accounts"] = len(ours)
     counts["candidates"] = len(candidates)
     gate = reply_gate_config(flags)
+    if deps.voice is not None and deps.voice.banned_phrases:
+        gate = msgspec.structs.replace(gate, banned_phrases=deps.voice.banned_phrases)
     rules = GateRules(live=live, gate=gate, claims=deps.claims, flag_claims=flags.REQUIRE_APPROVAL)
     gap = timedelta(minutes=flags.MIN_POST_INTERVAL_MINUTES)
-    rng = run_rng(deps.seed, cmd.run_id)
+    rng = run_rng(deps.seed, cmd.run_id if deps.account == DEFAULT_ACCOUNT else f"{cmd.run_id}:{deps.account}")
     source = "real" if live else "synthetic"
     drafted = 0
     for tweet in candidates:
         if drafted >= deps.batch or counts["queued"] >= room:
             break
-        decision_id = reply_decision_id(tweet.tweet_id)
+        decision_id = reply_decision_id(tweet.tweet_id, deps.account)
         if deps.state.answered(tweet.tweet_id):  # answered by another replica since we read the log
             counts["duplicate"] += 1
             continue
         drafted += 1
         now = deps.clock()
         style = choose_style(deps.state, now, rng, gate)
-        topic = guess_topic(tweet.text)
+        topic = guess_topic(tweet.text, deps.voice.topics) if deps.voice and deps.voice.topics \
+            else guess_topic(tweet.text)
         request = DraftRequest(kind="reply", topic=topic, angle=style, context=tweet.text,
                                seed=int(rng.integers(0, 2**31 - 1)), facts=deps.claims.facts,
-                               languages=deps.claims.languages)
+                               languages=deps.claims.languages, **(voice_request(deps.voice) if deps.voice else {}))
         try:
             result = await writer.draft(request, correlation_id=cmd.run_id)
             embedded = await writer.embed([result.draft.text], correlation_id=cmd.run_id)
@@ -182,6 +199,7 @@ async def _reply(cmd: Command, deps: ReplyDeps) -> dict[str, int]:
             decision_id=decision_id,
             decision_type="reply",
             parts=parts,
+            account=deps.account,
             bandit_arm=style,
             topic=topic,
             angle=style,

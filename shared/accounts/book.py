@@ -16,6 +16,7 @@ from typing import Any
 import structlog
 
 from shared.events import AccountConfigured, new_event_id, utcnow
+from shared.flags import Flags
 
 from .profile import AccountProfile, profile_digest
 
@@ -33,6 +34,8 @@ class AccountBook:
     #: per account: the digest last applied from the file / environment, and the sequence of its last event
     file_digest: dict[str, str] = field(default_factory=dict)
     last_seq: dict[str, int] = field(default_factory=dict)
+    #: per account: where its profile in force came from (``file:<path>``, ``env``, ``admin``)
+    sources: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def of(cls, profiles: Iterable[AccountProfile]) -> AccountBook:
@@ -44,6 +47,7 @@ class AccountBook:
         if seq and seq <= self.last_seq.get(event.account, 0):
             return
         self.profiles[event.account] = event.profile
+        self.sources[event.account] = event.source
         if event.source.startswith(FILE_SOURCES):
             self.file_digest[event.account] = event.digest
         if seq:
@@ -66,6 +70,20 @@ class AccountBook:
 
     def __len__(self) -> int:
         return len(self.profiles)
+
+    def from_env(self, account: str) -> bool:
+        """The account was built from the environment (no accounts file): its limits are the flags' own, so
+        a runtime flag change applies to it as it always did."""
+        return self.sources.get(account, "env") == "env"
+
+    def flags_for(self, account: str, flags: Flags) -> Flags:
+        """The flags in force for one account (``shared.accounts.flags.account_flags``)."""
+        from .flags import account_flags
+
+        profile = self.profiles.get(account)
+        if profile is None:
+            return flags
+        return account_flags(flags, profile, limits=not self.from_env(account))
 
     def usernames(self) -> frozenset[str]:
         """Our own X handles, lower-case: no account of this stack ever answers another (promise 8)."""

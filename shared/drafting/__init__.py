@@ -26,10 +26,11 @@ from .judge import (
 from .publish import publish_draft
 from .schedule import BusyTimes, earliest_free, hour_window
 from .service import Drafting, wire_drafting
-from .state import INTERESTED, DecisionInfo, RecentDecisions, replay
+from .state import INTERESTED, AccountDrafts, DecisionInfo, RecentDecisions, replay
 
 __all__ = [
     "INTERESTED",
+    "AccountDrafts",
     "BusyTimes",
     "DecisionInfo",
     "Drafting",

@@ -22,7 +22,7 @@ from typing import Any
 
 import msgspec
 
-from shared.events import DecisionQueued, DecisionSkipped, ModelUpdated, new_event_id
+from shared.events import DEFAULT_ACCOUNT, DecisionQueued, DecisionSkipped, ModelUpdated, new_event_id
 from shared.events.decision import FeatureValue
 from shared.gates import (
     ChainOutcome,
@@ -46,6 +46,8 @@ class Proposal(msgspec.Struct, frozen=True, kw_only=True):
     decision_id: str
     decision_type: str
     parts: Sequence[str]
+    #: the X account the draft is for (its events carry it)
+    account: str = DEFAULT_ACCOUNT
     bandit_arm: str
     topic: str
     angle: str
@@ -144,6 +146,7 @@ def _common(draft: Proposal, verdict: Verdict, now: datetime, features: Features
     return dict(
         event_id=draft.event_id or new_event_id(),
         occurred_at=now,
+        account=draft.account,
         correlation_id=draft.correlation_id,
         decision_id=draft.decision_id,
         decision_type=draft.decision_type,

@@ -35,6 +35,7 @@ from typing import Any
 import msgspec
 
 from shared.events import (
+    DEFAULT_ACCOUNT,
     TYPE_NAMES,
     DecisionPosted,
     DecisionPostFailed,
@@ -366,6 +367,48 @@ class RecentDecisions:
             "llm_calls": self.llm_calls,
             "events_applied": self.events_applied,
         }
+
+
+class AccountDrafts:
+    """One ``RecentDecisions`` per account, each evolved only from its own account's events: one account's drafts
+    are never judged against another's (uniqueness, rotation, targets answered, its own model, its own spend).
+    A plain object of plain attributes, so the runtime snapshots it like any state."""
+
+    def __init__(self, *, uniqueness_window_days: float = 30.0) -> None:
+        self.uniqueness_window_days = uniqueness_window_days
+        self.accounts: dict[str, RecentDecisions] = {}
+
+    def of(self, account: str) -> RecentDecisions:
+        state = self.accounts.get(account)
+        if state is None:
+            state = self.accounts[account] = RecentDecisions.empty(
+                uniqueness_window_days=self.uniqueness_window_days)
+        return state
+
+    def restore_attributes(self, loaded: dict[str, Any]) -> None:
+        """A snapshot's attributes, restored so that an account's state already handed out (to a job's
+        dependencies) is the object that now holds the restored state."""
+        self.uniqueness_window_days = loaded["uniqueness_window_days"]
+        for account, restored in loaded["accounts"].items():
+            current = self.accounts.get(account)
+            if current is None:
+                self.accounts[account] = restored
+            else:
+                vars(current).clear()
+                vars(current).update(vars(restored))
+        for account in set(self.accounts) - set(loaded["accounts"]):
+            fresh = RecentDecisions.empty(uniqueness_window_days=self.uniqueness_window_days)
+            vars(self.accounts[account]).clear()
+            vars(self.accounts[account]).update(vars(fresh))
+
+    def apply(self, event: Any) -> None:
+        account = getattr(event, "account", None)
+        if account is not None and type(event) in _EVOLVE:
+            self.of(account).apply(event)
+
+    def summary(self, account: str = DEFAULT_ACCOUNT) -> dict[str, Any]:
+        """The default account's summary (the keys a single-account stack always had), and the account count."""
+        return {**self.of(account).summary(), "accounts": len(self.accounts)}
 
 
 def replay(events: Iterable[Any], **kw: Any) -> RecentDecisions:

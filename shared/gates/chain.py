@@ -35,6 +35,8 @@ class GateConfig(msgspec.Struct, frozen=True, kw_only=True):
     topic_max: float = 0.35
     angle_max: float = 0.40
     min_sample: int = DEFAULT_MIN_SAMPLE
+    #: the account profile's banned phrases (a hard defect of the quality gate)
+    banned_phrases: tuple[str, ...] = ()
 
 
 class ChainOutcome(msgspec.Struct, frozen=True):
@@ -99,7 +101,8 @@ def run_gate_chain(
     steps: list[tuple[str, Callable[[], GateResult]]] = [
         (
             "quality",
-            lambda: quality_gate(part_list, min_score=cfg.min_quality_score, decision_type=decision_type),
+            lambda: quality_gate(part_list, min_score=cfg.min_quality_score, decision_type=decision_type,
+                                 account_banned=cfg.banned_phrases),
         ),
     ]
     if claims is not None:

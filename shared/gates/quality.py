@@ -175,9 +175,12 @@ def _truncation(part: str, *, final: bool, limit: int) -> str | None:
 
 
 def quality_gate(
-    parts: list[str], *, min_score: float, decision_type: str, limit: int = TWEET_LIMIT
+    parts: list[str], *, min_score: float, decision_type: str, limit: int = TWEET_LIMIT,
+    account_banned: tuple[str, ...] = (),
 ) -> GateResult:
-    """Score a draft (one part for ``single``/``reply``, several for ``thread``) and block below ``min_score``."""
+    """Score a draft (one part for ``single``/``reply``, several for ``thread``) and block below ``min_score``.
+    ``account_banned``: the account profile's banned phrases; any of them (as a whole word or words, case and
+    apostrophes folded) is a hard defect -- the account said never."""
     if decision_type not in WEIGHTS:
         raise ValueError(f"unknown decision_type {decision_type!r}")
     if not parts:
@@ -195,6 +198,13 @@ def quality_gate(
     if any(n > limit for n in lengths):
         hard.append("over_length")
         notes["over_length_parts"] = [i for i, n in enumerate(lengths) if n > limit]
+    if account_banned:
+        folded = [_fold(p) for p in parts]
+        said = sorted({b for b in account_banned
+                       if any(re.search(r"(?<!\w)" + re.escape(_fold(b)) + r"(?!\w)", f) for f in folded)})
+        if said:
+            hard.append("account_banned_phrase")
+            notes["account_banned_phrases"] = said
     placeholders = sorted({name for p in parts for name, rx in _PLACEHOLDER_RE if rx.search(p)})
     if placeholders:
         hard.append("placeholder")

@@ -60,6 +60,11 @@ class DraftRequest(msgspec.Struct, frozen=True, kw_only=True):
     facts: tuple[str, ...] = ()
     #: the languages the account writes in (``ClaimPolicy.languages``)
     languages: tuple[str, ...] = ("en",)
+    #: the account's own niche and voice (its profile); all empty: the built-in tech / AI account
+    niche: tuple[str, ...] = ()
+    persona: str = ""
+    never_say: tuple[str, ...] = ()
+    examples: tuple[str, ...] = ()
 
     @property
     def parts_range(self) -> tuple[int, int]:

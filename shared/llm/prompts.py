@@ -91,8 +91,30 @@ def facts_prompt(request: DraftRequest) -> str:
             f"employer, you do not invent.")
 
 
+#: what ``SYSTEM_PROMPT`` says after its first sentence (the account-independent rules)
+_RULES = SYSTEM_PROMPT.split(". ", 1)[1]
+_TECH_VOICE = "Voice: concrete, specific, plain words: practical advice, reasoned opinions, honest questions. "
+
+
+def account_prompt(request: DraftRequest) -> str:
+    """The system prompt's head for an account with a profile: its niche, its persona, what it never says and
+    a few posts in its voice, then the same rules (no invented facts, lengths, no links...)."""
+    niche = ", ".join(_humanize(t) for t in request.niche) or "its topics"
+    lines = [f"You write posts for an X (Twitter) account about {niche}."]
+    if request.persona:
+        lines.append(f"Who speaks and how: {request.persona}.")
+    if request.never_say:
+        lines.append("Never write about or say: " + "; ".join(request.never_say) + ".")
+    if request.examples:
+        lines.append("Posts in the account's own voice (match the voice, never copy them):\n"
+                     + "\n".join(f"- {e}" for e in request.examples))
+    rules = _RULES.replace(_TECH_VOICE, "") if request.persona else _RULES
+    return "\n".join(lines) + "\n" + rules
+
+
 def system_prompt(request: DraftRequest) -> str:
-    return f"{SYSTEM_PROMPT}\n{facts_prompt(request)}\n{_languages(request)}"
+    head = account_prompt(request) if (request.niche or request.persona or request.examples) else SYSTEM_PROMPT
+    return f"{head}\n{facts_prompt(request)}\n{_languages(request)}"
 
 
 def user_prompt(request: DraftRequest) -> str:

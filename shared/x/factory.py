@@ -78,3 +78,24 @@ def browser_opener(s: Any) -> Callable[[], Awaitable[XAccount]]:
         return await open_account(s, simulated=False)
 
     return open_x
+
+
+def account_settings(s: Any, profile: Any, environ: Any, *, builtin: bool) -> Any:
+    """The X settings of one account (``profile``: an ``AccountProfile``): its username, its session (the
+    profile's ``file:`` / ``env:`` reference), its own artifacts directory and its own simulated audience
+    (``SHADOW_SEED`` mixed with the account id). ``builtin``: the default account of the environment, whose
+    settings are ``s`` itself."""
+    if builtin:
+        return s
+    import zlib
+
+    update: dict[str, Any] = {"X_USERNAME": profile.username, "X_SESSION_FILE": "", "X_SESSION_B64": "",
+                              "SHADOW_SEED": (s.SHADOW_SEED * 1_000_003 + zlib.crc32(profile.id.encode()))
+                              % 2**31}
+    ref = profile.session_ref()
+    if ref is not None and ref.kind == "file":
+        update["X_SESSION_FILE"] = ref.target
+    elif ref is not None and ref.kind == "env":
+        update["X_SESSION_B64"] = environ.get(ref.target, "")
+    update["X_ARTIFACTS_DIR"] = str(s.artifacts_dir() / profile.id)
+    return s.model_copy(update=update)

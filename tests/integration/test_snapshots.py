@@ -78,9 +78,10 @@ async def test_restart_replays_only_the_tail_and_equals_a_full_replay(
     events = scenario(n_bulk=40)
     cut = len(events) // 2
     await bus.publish_many(events[:cut])
-    first_end = await bus.last_seq()
 
     rt = await start(name, nats_url, namespace, SNAPSHOT_EVERY_EVENTS="1")
+    first_end = await bus.last_seq()  # the start recorded the default account's configuration: one event more
+    assert first_end == cut + 1
     assert rt.restored is None  # nothing to restore yet: a full replay
     assert rt.snapshot_seq == first_end  # and a snapshot right after catching up
     await stop(rt)
@@ -159,7 +160,7 @@ async def test_snapshot_of_other_settings_is_ignored(bus: JetStreamBus, nats_url
     rt = await start("planner", nats_url, namespace, UNIQUENESS_WINDOW_DAYS="7")
     try:
         assert rt.restored is None  # the window is part of the state: a full replay
-        assert rt.parts.state.uniqueness_window.days == 7
+        assert rt.parts.state.of("default").uniqueness_window.days == 7
     finally:
         await stop(rt)
 
@@ -187,7 +188,8 @@ async def test_snapshot_ahead_of_the_stream_or_of_a_recreated_stream_is_ignored(
     assert await SnapshotStore(bus, "collector", fp).load_into(CollectorState()) is None
     rt = await start("collector", nats_url, namespace)
     try:
-        assert rt.restored is None and rt.projection is not None and rt.projection.applied_count == 3
+        # a full replay: the three events and the default account's configuration, recorded again at start
+        assert rt.restored is None and rt.projection is not None and rt.projection.applied_count == 3 + 1
     finally:
         await stop(rt)
 

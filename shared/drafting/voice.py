@@ -1,0 +1,46 @@
+"""What an account's profile asks of its drafts: the arms it chooses between, the facts it may state, the voice
+the prompt asks for and the phrases it never uses. One ``AccountVoice`` per account, for the planner and the
+replier alike."""
+
+from __future__ import annotations
+
+import msgspec
+
+from shared.accounts.profile import AccountProfile
+from shared.gates import ClaimPolicy
+
+
+class AccountVoice(msgspec.Struct, frozen=True, kw_only=True):
+    account: str
+    #: the content arms (``topic:angle``); empty: the built-in catalogue
+    arms: tuple[str, ...] = ()
+    topics: tuple[str, ...] = ()
+    claims: ClaimPolicy = ClaimPolicy()
+    #: the prompt's niche, persona, what it never says and example posts (all empty: the built-in prompt)
+    niche: tuple[str, ...] = ()
+    persona: str = ""
+    never_say: tuple[str, ...] = ()
+    examples: tuple[str, ...] = ()
+    banned_phrases: tuple[str, ...] = ()
+
+
+def voice_of(profile: AccountProfile, *, builtin: bool, claims: ClaimPolicy | None = None) -> AccountVoice:
+    """The voice of ``profile``. ``builtin``: the default account built from the environment, which drafts
+    exactly as a single-account stack always did (the built-in arms and prompt; ``claims`` from the settings)."""
+    policy = claims or ClaimPolicy(facts=tuple(profile.facts), languages=tuple(profile.languages))
+    if builtin:
+        return AccountVoice(account=profile.id, claims=policy, topics=tuple(profile.topics),
+                            banned_phrases=tuple(profile.banned_phrases))
+    persona = profile.persona
+    who = ", ".join(x for x in (persona.name, persona.voice) if x)
+    return AccountVoice(
+        account=profile.id, arms=profile.content_arms(), topics=tuple(profile.topics), claims=policy,
+        niche=tuple(profile.topics), persona=who, never_say=tuple(persona.never_say),
+        examples=tuple(profile.example_posts), banned_phrases=tuple(profile.banned_phrases),
+    )
+
+
+def voice_request(voice: AccountVoice) -> dict[str, tuple[str, ...] | str]:
+    """The ``DraftRequest`` fields that carry the account's voice into the prompt."""
+    return {"niche": voice.niche, "persona": voice.persona, "never_say": voice.never_say,
+            "examples": voice.examples}
