@@ -134,6 +134,11 @@ async def test_prometheus_labels_each_accounts_series(two) -> None:
     assert "xbot_projector_lag 0.0" in text  # the stack's own: no account
     one = (await client.get("/metrics", params={"account": RUNNER})).text
     assert f'xbot_queue_size{{account="{RUNNER}"}} 2.0' in one and 'account="default"' not in one
+    # the dashboard of one account: its figures and its queue
+    html = (await client.get("/", params={"account": RUNNER})).text
+    assert 'id="metric-queueSize">2<' in html and html.count("<tr data-decision=") >= 2
+    assert f'data-id="{did(1, RUNNER)}"' in html and f'data-id="{did(1)}"' not in html
+    assert (await client.get("/", params={"account": "lawyer"})).status_code == 404
 
 
 async def test_the_job_trigger_names_the_account_in_the_command(two) -> None:

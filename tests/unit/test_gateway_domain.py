@@ -36,7 +36,7 @@ from shared.events import (
     DecisionRescheduled,
     DecisionSkipped,
 )
-from tests.integration.test_projector_scenario import T0, did, queued, scenario
+from tests.integration.test_projector_scenario import RUNNER, T0, did, queued, scenario, two_accounts
 
 pytestmark = pytest.mark.unit
 
@@ -193,9 +193,9 @@ def test_numbers_go_to_numeric_in_their_shortest_form() -> None:
 
 def test_counters_and_model_rows() -> None:
     w = fold_batch(items(scenario()), {})
-    assert w.counters[("default", POSTS_ATTEMPTED, "")][0] == 9
-    assert w.counters[("default", POST_SKIPPED, "posting_disabled")][0] == 3
-    assert w.counters[("default", ARMS_UPDATED, "")][0] == 6
+    assert w.counters[(POSTS_ATTEMPTED, "")][0] == 9
+    assert w.counters[(POST_SKIPPED, "posting_disabled")][0] == 3
+    assert w.counters[(ARMS_UPDATED, "")][0] == 6
     t = w.tables
     assert len(t["bandit_arms"]) == 3 and len(t["timing_slots"]) == 24 and len(t["model_versions"]) == 2
     assert len(t["api_usage"]) == 4
@@ -220,8 +220,10 @@ class FakeTables:
         for model in READ_MODELS:
             up = model.upsert
             if up.mode == "add":
-                for key, (delta, _seq) in w.counters.items():
-                    self.counters[key] = self.counters.get(key, 0) + delta
+                for account, counters in w.account_counters.items():
+                    for (name, key), (delta, _seq) in counters.items():
+                        at = (account, name, key)
+                        self.counters[at] = self.counters.get(at, 0) + delta
                 continue
             table = self.tables.setdefault(model.table, {})
             seq_at = up.names.index("last_seq")
@@ -254,6 +256,33 @@ def test_rows_do_not_depend_on_batch_boundaries_or_redelivery(cuts: list[int], r
         if i < redeliver:
             split.apply(b)  # redelivered: changes nothing
     assert split.tables == whole.tables and split.counters == whole.counters and split.offset == whole.offset
+
+
+TWO = items(two_accounts(n_bulk=4))
+
+
+@settings(max_examples=30, deadline=None)
+@given(cuts=st.lists(st.integers(min_value=1, max_value=len(TWO) - 1), max_size=10, unique=True))
+def test_two_accounts_rows_do_not_depend_on_batch_boundaries(cuts: list[int]) -> None:
+    whole = FakeTables()
+    whole.apply(TWO)
+    split = FakeTables()
+    bounds = [0, *sorted(cuts), len(TWO)]
+    for a, b in zip(bounds, bounds[1:], strict=False):
+        split.apply(TWO[a:b])
+    assert split.tables == whole.tables and split.counters == whole.counters
+
+
+def test_each_row_and_counter_is_its_events_account() -> None:
+    w = fold_batch(TWO, {})
+    rows = w.tables["content_metadata"]
+    assert {r.account for r in rows.values()} == {"default", RUNNER}
+    assert rows[did(1, RUNNER)].account == RUNNER and rows[did(1)].account == "default"
+    # same scope and arm in two accounts: two rows; the runner's learner does not overwrite the default's
+    assert {k[0] for k in w.tables["bandit_arms"]} == {"default", RUNNER}
+    assert w.account_counters[RUNNER][(POSTS_ATTEMPTED, "")][0] == 2
+    assert w.counters[(POSTS_ATTEMPTED, "")][0] == 9 + 4  # the default account's
+    assert list(w.tables["accounts"]) == [RUNNER]
 
 
 def test_flagged_claims_are_kept_on_the_row_for_the_person_approving() -> None:

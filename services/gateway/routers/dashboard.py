@@ -8,14 +8,16 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from markupsafe import Markup, escape
 
+from shared.events import DEFAULT_ACCOUNT
 from shared.flags import FLAG_SPECS, env_view
 
-from ..deps import GatewayDep
+from ..deps import AccountParam, GatewayDep, ensure_account
 from ..queries import (
     dead_letters,
     job_runs,
     learning,
     list_decisions,
+    metrics_of,
     metrics_snapshot,
     outcome_series,
     recent_posts,
@@ -52,12 +54,13 @@ def highlight_claims(content: str, claims: list[str]) -> Markup:
     return Markup("").join(out)
 
 
-async def dashboard_context(gw: Any) -> dict[str, Any]:
+async def dashboard_context(gw: Any, account: str = DEFAULT_ACCOUNT) -> dict[str, Any]:
+    """The page of one account (the default one unless ``?account=``): its figures, its queue, its drafts."""
     flags = gw.flags.current()
     env = env_view(flags)
-    metrics = await metrics_snapshot(gw)
-    queue = await list_decisions(gw, status="queued", kind=None, limit=12, cursor=None)
-    recent = await list_decisions(gw, status=None, kind=None, limit=15, cursor=None)
+    metrics = metrics_of(await metrics_snapshot(gw), account)
+    queue = await list_decisions(gw, status="queued", kind=None, limit=12, cursor=None, account=account)
+    recent = await list_decisions(gw, status=None, kind=None, limit=15, cursor=None, account=account)
     posts = await recent_posts(gw, 10)
     learn = await learning(gw)
     series = await outcome_series(gw, 400)
@@ -104,6 +107,7 @@ async def dashboard_context(gw: Any) -> dict[str, Any]:
 
 
 @router.get("/", response_class=HTMLResponse, summary="The dashboard", include_in_schema=True)
-async def dashboard(request: Request, gw: GatewayDep) -> HTMLResponse:
-    ctx = await dashboard_context(gw)
+async def dashboard(request: Request, gw: GatewayDep, account: AccountParam = None) -> HTMLResponse:
+    await ensure_account(gw, account)
+    ctx = await dashboard_context(gw, account or DEFAULT_ACCOUNT)
     return request.app.state.templates.TemplateResponse(request, "dashboard.html", ctx)
