@@ -45,7 +45,7 @@ from shared.drafting import (
     queued_event,
     skipped_event,
 )
-from shared.drafting.voice import AccountVoice, voice_request
+from shared.drafting.voice import AccountVoice, with_voice
 from shared.events import DEFAULT_ACCOUNT, Command, DecisionQueued, DecisionSkipped, float32_bytes
 from shared.flags import Flags
 from shared.gates import ChainOutcome, ClaimPolicy, format_block_line
@@ -156,11 +156,10 @@ async def _plan(cmd: Command, deps: PlanDeps) -> dict[str, int]:
     # 2. the drafts, then 3. their embeddings in one call
     drafts: list[tuple[Pick, Draft]] = []
     for p in picks:
-        request = DraftRequest(
+        request = with_voice(DraftRequest(
             kind="plan", topic=p.topic, angle=p.angle, decision_type=p.decision_type,  # type: ignore[arg-type]
             seed=p.seed, facts=deps.claims.facts, languages=deps.claims.languages,
-            **(voice_request(voice) if voice else {}),
-        )
+        ), voice)
         try:
             drafts.append((p, (await writer.draft(request, correlation_id=cmd.run_id)).draft))
         except LLMFailure as exc:

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import structlog
 
 from shared.errors import ConfigError
+from shared.events import DEFAULT_ACCOUNT, Command
 from shared.flags import Flags, is_posting_allowed
-from shared.service import ServiceContext, ServiceParts
-from shared.x.factory import Submitted, open_account
+from shared.service import ServiceContext, ServiceParts, job_accounts
+from shared.x.factory import Submitted, account_settings, open_account
 from shared.x.port import XAccount
 
 from .config import PosterSettings
-from .domain import INTERESTED, PosterState
+from .domain import INTERESTED, PosterStates
 from .handlers import Poster, PostingPolicy
 
 log = structlog.get_logger("poster")
@@ -91,45 +93,98 @@ async def build(ctx: ServiceContext) -> ServiceParts:
         log.warning(
             "TEST ONLY: XBOT_TEST_CRASH_AT is set; this poster kills itself mid-post", at=s.XBOT_TEST_CRASH_AT
         )
-    state = PosterState()
-    accounts = Accounts(s, ctx.clock)
+    states = PosterStates()
+    posters: dict[str, Poster] = {}
+    x_accounts: dict[str, Accounts] = {}
+
     async def catch_up(decision_id: str | None) -> None:
         await ctx.catch_up("decision", decision_id)
 
-    poster = Poster(
-        state=state,
-        publish=ctx.publish_and_apply,
-        flags=ctx.flags.refresh,
-        clock=ctx.clock,
-        accounts=accounts,
-        policy=policy_of(s),
-        poster_id=ctx.instance_id,
-        catch_up=catch_up,
-    )
-    if s.XBOT_TEST_CRASH_AT == "after_click":
-        accounts.on_submitted = poster.after_click
+    def poster_for(account: str) -> Poster:
+        """The poster of one account: its state, its flags, its own X session (and its own simulated X)."""
+        poster = posters.get(account)
+        if poster is not None:
+            return poster
+        profile = ctx.accounts.get(account)
+        builtin = profile is None or ctx.accounts.from_env(account)
+        xs = s if profile is None else account_settings(s, profile, ctx.environ, builtin=builtin)
+        x_accounts[account] = accounts = Accounts(xs, ctx.clock)
+
+        async def flags() -> Flags:
+            return ctx.accounts.flags_for(account, await ctx.flags.refresh())
+
+        poster = posters[account] = Poster(
+            state=states.of(account),
+            publish=ctx.publish_and_apply,
+            flags=flags,
+            clock=ctx.clock,
+            accounts=accounts,
+            policy=policy_of(s),
+            poster_id=ctx.instance_id,
+            catch_up=catch_up,
+            account=account,
+        )
+        if s.XBOT_TEST_CRASH_AT == "after_click":
+            accounts.on_submitted = poster.after_click
+        return poster
+
+    async def run(cmd: Command) -> dict[str, int]:
+        """One posting run for every account (or ``params.account``), one after another. An account whose run
+        fails does not stop the others': the failure is raised once they have all run (the command is then
+        redelivered; what was posted is in the log, and every claim is guarded)."""
+        total: Counter[str] = Counter()
+        accounts = job_accounts(cmd, ctx)
+        failure: BaseException | None = None
+        for profile in accounts:
+            try:
+                total.update(await poster_for(profile.id).run(cmd))
+            except Exception as exc:
+                log.exception("posting run failed for one account", account=profile.id, run_id=cmd.run_id)
+                failure = failure or exc
+        if failure is not None:
+            raise failure
+        counts = dict(total)
+        skipped = counts.pop("_skipped", 0)
+        if accounts and skipped >= len(accounts):
+            counts["_skipped"] = 1
+        return counts
+
+    def ready() -> bool:
+        """Unready only when every account's session is logged out (one account in trouble never takes the
+        others' poster out of service)."""
+        served = [poster_for(p.id) for p in ctx.accounts] or [poster_for(DEFAULT_ACCOUNT)]
+        return any(p.ready() for p in served)
 
     def health() -> dict[str, Any]:
         f = ctx.flags.current()
+        state = states.of(DEFAULT_ACCOUNT)
         until = state.cooldown_until(not f.live, f.X_COOLDOWN_MINUTES)
         paused = state.rate_paused_until(not f.live)
+        default = posters.get(DEFAULT_ACCOUNT)
         return {
             "mode": f.MODE,
             "posting_allowed": is_posting_allowed(f).allowed,
-            "logged_out": poster.logged_out,
+            "logged_out": default.logged_out if default is not None else None,
+            "accounts_logged_out": sorted(a for a, p in posters.items() if p.logged_out),
             "cooldown_until": until.isoformat() if until and until > ctx.clock.now() else None,
             "rate_limited_until": paused.isoformat() if paused and paused > ctx.clock.now() else None,
-            **state.counts(),
+            **states.counts(),
         }
 
+    async def close() -> None:
+        for accounts in x_accounts.values():
+            await accounts.close()
+
+    for profile in ctx.accounts:
+        poster_for(profile.id)
     interval = s.POSTING_INTERVAL_MINUTES * 60.0
     return ServiceParts(
-        jobs={"posting": poster.run},
+        jobs={"posting": run},
         schedules={"posting": interval} if interval > 0 else {},
-        apply=state.apply,
-        state=state,
+        apply=states.apply,
+        state=states,
         interested=INTERESTED,
-        ready=poster.ready,
+        ready=ready,
         health=health,
-        on_stop=accounts.close,
+        on_stop=close,
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
@@ -347,6 +347,44 @@ class PosterState:
             "attention_needed": sum(1 for v in self.decisions.values() if v.attention),
             "posted": len(self.posted_decisions),
         }
+
+
+class PosterStates:
+    """One ``PosterState`` per account, each evolved only from its account's events: one account's posts, 226
+    cooldown, 429 pause and attempts in doubt never count against another's limits. Restored from a snapshot in
+    place (a poster holds its account's state)."""
+
+    def __init__(self) -> None:
+        self.accounts: dict[str, PosterState] = {}
+
+    def of(self, account: str) -> PosterState:
+        state = self.accounts.get(account)
+        if state is None:
+            state = self.accounts[account] = PosterState()
+        return state
+
+    def apply(self, item: ReadItem) -> None:
+        if item.event is not None:
+            self.of(item.event.account).evolve(item.event, item.seq)
+
+    def restore_attributes(self, loaded: dict[str, Any]) -> None:
+        for account, restored in loaded["accounts"].items():
+            current = self.accounts.get(account)
+            if current is None:
+                self.accounts[account] = restored
+            else:
+                vars(current).clear()
+                vars(current).update(vars(restored))
+        for account in set(self.accounts) - set(loaded["accounts"]):
+            vars(self.accounts[account]).clear()
+            vars(self.accounts[account]).update(vars(PosterState()))
+
+    def counts(self) -> dict[str, int]:
+        total: dict[str, int] = {}
+        for state in self.accounts.values():
+            for k, v in state.counts().items():
+                total[k] = total.get(k, 0) + v
+        return total or PosterState().counts()
 
 
 def _evolve_view(view: DecisionView, ev: Event, state: PosterState) -> DecisionView:

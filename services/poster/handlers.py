@@ -39,6 +39,7 @@ import structlog
 from shared.bus import Expect, WrongSequence, after
 from shared.clock import Clock
 from shared.events import (
+    DEFAULT_ACCOUNT,
     Command,
     DecisionAttentionNeeded,
     DecisionPartPosted,
@@ -111,7 +112,10 @@ class Poster:
         catch_up: Callable[[str | None], Awaitable[None]] | None = None,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
         crash: Callable[[], None] = kill_self,
+        account: str = DEFAULT_ACCOUNT,
     ) -> None:
+        #: the X account this poster posts for (every event it writes carries it)
+        self.account = account
         self.state = state
         self.publish = publish
         self.flags = flags
@@ -243,6 +247,7 @@ class Poster:
         did = view.decision_id
         attempt = view.claims + 1
         claim = DecisionPostStarted(
+            account=self.account,
             event_id=new_event_id(),  # never deterministic: a duplicate id would be acked as a won claim
             occurred_at=self.clock.now(),
             correlation_id=cmd.run_id,
@@ -285,6 +290,7 @@ class Poster:
         """Part ``i`` of a thread is on X (posted now, or found by the reconcile): one event id per part, so a
         part found twice is recorded once."""
         await self.publish(DecisionPartPosted(
+            account=self.account,
             event_id=f"part_posted:{did}:{i}", occurred_at=self.clock.now(), correlation_id=cmd.run_id,
             decision_id=did, part_index=i, tweet_id=tweet_id, simulated=simulated,
         ))
@@ -372,6 +378,7 @@ class Poster:
         if act.kind == "attention":
             await self.publish(
                 DecisionAttentionNeeded(
+                    account=self.account,
                     event_id=f"attention_needed:{did}:{claim.attempt}",
                     occurred_at=self.clock.now(),
                     correlation_id=cmd.run_id,
@@ -423,6 +430,7 @@ class Poster:
         """End the open attempt with ``code`` (deterministic id: two replicas closing it write one event)."""
         await self.publish(
             DecisionPostFailed(
+                account=self.account,
                 event_id=f"post_failed:{view.decision_id}:{attempt}:{code}",
                 occurred_at=self.clock.now(),
                 correlation_id=cmd.run_id,
@@ -521,6 +529,7 @@ class Poster:
     ) -> None:
         await self.publish(
             DecisionPosted(
+                account=self.account,
                 event_id=f"posted:{view.decision_id}",  # two posters recording the same post: one event
                 occurred_at=self.clock.now(),
                 correlation_id=cmd.run_id,
@@ -555,6 +564,7 @@ class Poster:
     ) -> None:
         await self.publish(
             DecisionPostFailed(
+                account=self.account,
                 event_id=new_event_id(),
                 occurred_at=self.clock.now(),
                 correlation_id=cmd.run_id,
@@ -572,6 +582,7 @@ class Poster:
     async def _skip(self, view: DecisionView, reason: str, cmd: Command, detail: str = "") -> None:
         await self.publish(
             DecisionPostSkipped(
+                account=self.account,
                 event_id=f"post_skipped:{view.decision_id}:{reason}:{cmd.run_id}",
                 occurred_at=self.clock.now(),
                 correlation_id=cmd.run_id,

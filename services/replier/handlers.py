@@ -30,7 +30,7 @@ from shared.drafting import (
     predicted_er,
     publish_draft,
 )
-from shared.drafting.voice import AccountVoice, voice_request
+from shared.drafting.voice import AccountVoice, with_voice
 from shared.events import DEFAULT_ACCOUNT, Command, DecisionQueued, float32_bytes
 from shared.flags import Flags
 from shared.gates import ClaimPolicy, format_block_line
@@ -176,9 +176,9 @@ async def _reply(cmd: Command, deps: ReplyDeps) -> dict[str, int]:
         style = choose_style(deps.state, now, rng, gate)
         topic = guess_topic(tweet.text, deps.voice.topics) if deps.voice and deps.voice.topics \
             else guess_topic(tweet.text)
-        request = DraftRequest(kind="reply", topic=topic, angle=style, context=tweet.text,
-                               seed=int(rng.integers(0, 2**31 - 1)), facts=deps.claims.facts,
-                               languages=deps.claims.languages, **(voice_request(deps.voice) if deps.voice else {}))
+        request = with_voice(DraftRequest(kind="reply", topic=topic, angle=style, context=tweet.text,
+                                          seed=int(rng.integers(0, 2**31 - 1)), facts=deps.claims.facts,
+                                          languages=deps.claims.languages), deps.voice)
         try:
             result = await writer.draft(request, correlation_id=cmd.run_id)
             embedded = await writer.embed([result.draft.text], correlation_id=cmd.run_id)

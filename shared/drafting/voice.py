@@ -8,6 +8,7 @@ import msgspec
 
 from shared.accounts.profile import AccountProfile
 from shared.gates import ClaimPolicy
+from shared.llm.port import DraftRequest
 
 
 class AccountVoice(msgspec.Struct, frozen=True, kw_only=True):
@@ -40,7 +41,9 @@ def voice_of(profile: AccountProfile, *, builtin: bool, claims: ClaimPolicy | No
     )
 
 
-def voice_request(voice: AccountVoice) -> dict[str, tuple[str, ...] | str]:
-    """The ``DraftRequest`` fields that carry the account's voice into the prompt."""
-    return {"niche": voice.niche, "persona": voice.persona, "never_say": voice.never_say,
-            "examples": voice.examples}
+def with_voice(request: DraftRequest, voice: AccountVoice | None) -> DraftRequest:
+    """``request`` carrying the account's voice into the prompt (unchanged without one)."""
+    if voice is None:
+        return request
+    return msgspec.structs.replace(request, niche=voice.niche, persona=voice.persona, never_say=voice.never_say,
+                                   examples=voice.examples)

@@ -27,6 +27,6 @@ async def test_calls_per_queued_post_and_wasted_calls_are_derived_from_events(bu
         assert m["openaiCalls_total"] == 6 and m["openaiFailureReasons"] == {"circuit_open": 1,
                                                                               "invalid_response": 1}
         text = (await client.get("/metrics")).text
-        assert "xbot_llm_calls_per_queued_post 2.0" in text
-        assert 'xbot_llm_wasted_calls_total{reason="parts_count"} 1.0' in text
-        assert "xbot_llm_draft_calls_total 4.0" in text
+        assert 'xbot_llm_calls_per_queued_post{account="default"} 2.0' in text
+        assert 'xbot_llm_wasted_calls_total{account="default",reason="parts_count"} 1.0' in text
+        assert 'xbot_llm_draft_calls_total{account="default"} 4.0' in text
