@@ -21,8 +21,13 @@ app = typer.Typer(
 events_app = typer.Typer(help="Read the event log (the truth every table is projected from).", no_args_is_help=True)
 flags_app = typer.Typer(help="Read and set runtime flag overrides (seen by every replica without a restart).",
                         no_args_is_help=True)
+accounts_app = typer.Typer(
+    help="The X accounts of this stack: their profiles in the accounts file (XBOT_ACCOUNTS_FILE, else "
+         "$XBOT_HOME/accounts.toml, else one account `default` from the environment) and in the log.",
+    no_args_is_help=True)
 app.add_typer(events_app, name="events")
 app.add_typer(flags_app, name="flags")
+app.add_typer(accounts_app, name="accounts")
 
 HomeOpt = Annotated[Path, typer.Option("--home", envvar="XBOT_HOME", help="Where data lives (NATS store, PostgreSQL, logs).")]
 
@@ -192,6 +197,104 @@ def flags_set(
             typer.echo(f"{name}={getattr(flags, name)}  ({flags.sources.get(name)})")
         finally:
             await bus.close()
+
+    asyncio.run(run())
+
+
+FileOpt = Annotated[Path | None, typer.Option(
+    "--file", help="The accounts file (default: XBOT_ACCOUNTS_FILE, else $XBOT_HOME/accounts.toml).")]
+
+
+def _profiles(file: Path | None) -> tuple[list[Any], str]:
+    """The accounts of ``file`` (or of this environment), validated: every problem on its own line, exit 2."""
+    from shared.accounts import AccountsError, load_accounts, load_accounts_file
+    from shared.accounts.book import accounts_source
+
+    try:
+        if file is not None:
+            return load_accounts_file(file, os.environ), f"file:{file}"
+        return load_accounts(os.environ), accounts_source(os.environ)
+    except AccountsError as exc:
+        for line in exc.problems:
+            typer.echo(line, err=True)
+        raise typer.Exit(2) from None
+
+
+@accounts_app.command("check")
+def accounts_check(file: FileOpt = None) -> None:
+    """Validate the accounts file: one line per problem (naming the account and the field), exit 2 if any."""
+    profiles, source = _profiles(file)
+    typer.echo(f"{len(profiles)} account(s) valid ({source}): {', '.join(p.id for p in profiles)}")
+
+
+@accounts_app.command("list")
+def accounts_list(file: FileOpt = None) -> None:
+    """The accounts of the file, each with what the log last recorded for it (when NATS is reachable)."""
+    from shared.accounts import profile_digest
+    from shared.accounts.book import read_book
+
+    profiles, source = _profiles(file)
+
+    async def recorded() -> Any:
+        bus = await _bus()
+        try:
+            return await read_book(bus)
+        finally:
+            await bus.close()
+
+    try:
+        book = asyncio.run(recorded())
+    except typer.Exit:
+        book = None
+    typer.echo(f"accounts of {source}:")
+    for p in profiles:
+        posting = "posting disabled" if p.flags.get("POSTING_DISABLED") == "true" else "posting per flags"
+        state = "log not read"
+        if book is not None:
+            last = book.profiles.get(p.id)
+            state = ("not recorded yet" if last is None else
+                     "as recorded" if profile_digest(last) == profile_digest(p) else
+                     f"differs from the log (last from {book.sources.get(p.id)})")
+        typer.echo(f"  {p.id:<16} @{p.username or '-':<16} {p.publisher:<9} {len(p.topics)} topics  "
+                   f"{p.timezone}  {posting}  [{state}]")
+
+
+@accounts_app.command("show")
+def accounts_show(account: Annotated[str, typer.Argument(help="The account id.")], file: FileOpt = None) -> None:
+    """One account's profile, as an \\[\\[account]] table of the accounts file."""
+    from shared.accounts import dump_accounts
+
+    profiles, _ = _profiles(file)
+    found = [p for p in profiles if p.id == account]
+    if not found:
+        typer.echo(f"no account {account!r} (accounts: {', '.join(p.id for p in profiles)})", err=True)
+        raise typer.Exit(2)
+    typer.echo(dump_accounts(found), nl=False)
+
+
+@accounts_app.command("apply")
+def accounts_apply(file: FileOpt = None) -> None:
+    """Validate the file, then record each account whose profile changed as account.configured.
+
+    The services follow the log, so a change applies without a restart. Unchanged accounts write nothing."""
+    from shared.accounts import profile_digest
+    from shared.accounts.book import read_book, record_accounts
+
+    profiles, source = _profiles(file)
+
+    async def run() -> None:
+        bus = await _bus()
+        try:
+            before = await read_book(bus)
+            await record_accounts(bus, profiles, source)
+            after = await read_book(bus)
+        finally:
+            await bus.close()
+        for p in profiles:
+            if before.last_seq.get(p.id) != after.last_seq.get(p.id):
+                typer.echo(f"{p.id}: configured (seq {after.last_seq[p.id]}, digest {profile_digest(p)[:12]})")
+            else:
+                typer.echo(f"{p.id}: unchanged")
 
     asyncio.run(run())
 

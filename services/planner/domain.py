@@ -54,6 +54,8 @@ class PlanPolicy(msgspec.Struct, frozen=True, kw_only=True):
     max_posts_per_hour: int = 1
     thread_ratio: float = 0.25
     arms: tuple[str, ...] = ()
+    #: the UTC hours a post may be slotted in (the account's active hours)
+    hours: tuple[int, ...] = HOURS
 
     @property
     def gap(self) -> timedelta:
@@ -72,7 +74,7 @@ def gate_config(flags: Flags, banned_phrases: Sequence[str] = ()) -> GateConfig:
 
 
 def policy_from(flags: Flags, *, thread_ratio: float = 0.25, arms: Sequence[str] = (),
-                banned_phrases: Sequence[str] = ()) -> PlanPolicy:
+                banned_phrases: Sequence[str] = (), hours: Sequence[int] = HOURS) -> PlanPolicy:
     return PlanPolicy(
         live=flags.live,
         gate=gate_config(flags, banned_phrases),
@@ -80,6 +82,7 @@ def policy_from(flags: Flags, *, thread_ratio: float = 0.25, arms: Sequence[str]
         max_posts_per_hour=flags.MAX_POSTS_PER_HOUR,
         thread_ratio=thread_ratio,
         arms=tuple(arms),
+        hours=tuple(hours) or HOURS,
     )
 
 
@@ -169,14 +172,16 @@ def choose_slot(
     now: datetime,
     gap: timedelta,
     rng: np.random.Generator,
+    hours: Sequence[int] = HOURS,
 ) -> tuple[int, datetime]:
-    """UCB1 over the hours that still have room in their next occurrence; the earliest free moment in it."""
+    """UCB1 over the ``hours`` (the account's active ones, in UTC) that still have room in their next occurrence;
+    the earliest free moment in it."""
     times = busy if isinstance(busy, BusyTimes) else BusyTimes(busy, gap)  # merged once for every hour tried
-    free = {h: earliest_free(*hour_window(h, now), times, gap) for h in HOURS}
-    open_hours = [h for h in HOURS if free[h] is not None]
-    slots = list(model.slots) if model is not None else []
-    hour = ucb1_choose(slots, rng, hours=open_hours or HOURS)
-    at = free[hour]
+    free = {h: earliest_free(*hour_window(h, now), times, gap) for h in hours}
+    open_hours = [h for h in hours if free[h] is not None]
+    slots = [s for s in model.slots if s.hour in free] if model is not None else []
+    hour = ucb1_choose(slots, rng, hours=open_hours or list(hours))
+    at = free.get(hour)
     days = 1
     while at is None and days <= MAX_DAYS_AHEAD:
         at = earliest_free(*hour_window(hour, now, days_ahead=days), times, gap)
@@ -228,7 +233,7 @@ def slot(state: RecentDecisions, policy: PlanPolicy, now: datetime, rng: np.rand
     since = now - max(policy.gap, reply_gap) - timedelta(seconds=1)
     busy = BusyTimes.of_sorted([(state.busy_since(since, replies=False), policy.gap),
                                 (state.busy_since(since, replies=True), reply_gap)])
-    return choose_slot(state.model, busy, now, policy.gap, rng)
+    return choose_slot(state.model, busy, now, policy.gap, rng, policy.hours)
 
 
 def choose(

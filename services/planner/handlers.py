@@ -49,7 +49,7 @@ from shared.drafting.voice import AccountVoice, with_voice
 from shared.events import DEFAULT_ACCOUNT, Command, DecisionQueued, DecisionSkipped, float32_bytes
 from shared.flags import Flags
 from shared.gates import ChainOutcome, ClaimPolicy, format_block_line
-from shared.learning.arms import timing_arm
+from shared.learning.arms import HOURS, timing_arm
 from shared.llm.port import Draft, DraftRequest, LLMFailure
 from shared.llm.writers import Writer
 
@@ -137,7 +137,8 @@ async def _plan(cmd: Command, deps: PlanDeps) -> dict[str, int]:
         return {**counts, "_skipped": 1}
     voice = deps.voice
     policy = policy_from(flags, thread_ratio=deps.thread_ratio, arms=voice.arms if voice else (),
-                         banned_phrases=voice.banned_phrases if voice else ())
+                         banned_phrases=voice.banned_phrases if voice else (),
+                         hours=voice.utc_hours(deps.clock()) if voice else HOURS)
     rng = run_rng(deps.seed, cmd.run_id if deps.account == DEFAULT_ACCOUNT else f"{cmd.run_id}:{deps.account}")
     deps.state.prune(deps.clock())
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from shared.errors import ConfigError
+from shared.events.subjects import AGGREGATES
 from shared.flags import SPECS, flags_from_env, format_value, parse_value
 from shared.gates.claims import parse_facts, parse_languages
 from shared.learning.arms import DEFAULT_ANGLES, DEFAULT_TOPICS
@@ -403,6 +404,10 @@ def validate_document(doc: Mapping[str, Any], source: str, environ: Mapping[str,
             where = f"{source}: account #{n}"
             problems.append(f"{where}: id: {_quote(account_id)} must match {ID_PATTERN} "
                             f"(it becomes a NATS subject token)")
+        elif account_id in AGGREGATES:
+            where = f"{source}: account #{n}"
+            problems.append(f"{where}: id: {account_id!r} is the name of an event aggregate "
+                            f"({', '.join(sorted(AGGREGATES))}); pick another id")
         elif account_id in first_of_id:
             where = f"{source}: account {account_id!r} (#{n})"
             problems.append(f"{where}: id: duplicate id (account #{first_of_id[account_id]} has it too)")

@@ -4,10 +4,14 @@ replier alike."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
 import msgspec
 
 from shared.accounts.profile import AccountProfile
 from shared.gates import ClaimPolicy
+from shared.learning.arms import HOURS
 from shared.llm.port import DraftRequest
 
 
@@ -23,6 +27,18 @@ class AccountVoice(msgspec.Struct, frozen=True, kw_only=True):
     never_say: tuple[str, ...] = ()
     examples: tuple[str, ...] = ()
     banned_phrases: tuple[str, ...] = ()
+    #: when the account posts: local hours ``[start, end)`` of its timezone
+    timezone: str = "UTC"
+    active_hours: tuple[int, int] = (0, 24)
+
+    def utc_hours(self, now: datetime) -> tuple[int, ...]:
+        """The UTC hours whose local hour (on ``now``'s day, in the account's timezone) is an active one."""
+        start, end = self.active_hours
+        if (start, end) == (0, 24):
+            return HOURS
+        tz = ZoneInfo(self.timezone)
+        day = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+        return tuple(h for h in HOURS if start <= day.replace(hour=h).astimezone(tz).hour < end)
 
 
 def voice_of(profile: AccountProfile, *, builtin: bool, claims: ClaimPolicy | None = None) -> AccountVoice:
@@ -31,13 +47,15 @@ def voice_of(profile: AccountProfile, *, builtin: bool, claims: ClaimPolicy | No
     policy = claims or ClaimPolicy(facts=tuple(profile.facts), languages=tuple(profile.languages))
     if builtin:
         return AccountVoice(account=profile.id, claims=policy, topics=tuple(profile.topics),
-                            banned_phrases=tuple(profile.banned_phrases))
+                            banned_phrases=tuple(profile.banned_phrases), timezone=profile.timezone,
+                            active_hours=tuple(profile.active_hours))  # type: ignore[arg-type]
     persona = profile.persona
     who = ", ".join(x for x in (persona.name, persona.voice) if x)
     return AccountVoice(
         account=profile.id, arms=profile.content_arms(), topics=tuple(profile.topics), claims=policy,
         niche=tuple(profile.topics), persona=who, never_say=tuple(persona.never_say),
         examples=tuple(profile.example_posts), banned_phrases=tuple(profile.banned_phrases),
+        timezone=profile.timezone, active_hours=tuple(profile.active_hours),  # type: ignore[arg-type]
     )
 
 
