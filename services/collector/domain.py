@@ -8,6 +8,11 @@ nothing here does I/O. A decision posted at ``t`` is owed an outcome at each hor
 *missed* when a larger horizon has already come before it was collected: counts read at +30 h are not the
 +1 h counts, so we say so (a final failure with reason ``missed_window``) instead of labelling them +1 h.
 
+**Accounts.** A posted decision keeps its ``decision.posted`` event's account, and the outcome events that settle
+it carry that account (so their subjects are that account's). Decision ids are unique across accounts (the
+planner and the replier mint them per account), so the state is keyed by decision id; ``due_outcomes`` takes an
+``account`` to list one account's horizons only, and the collect job runs each account on its own.
+
 **Horizons** are hours and may be fractions (``0.25,1,24``: a first read at +15 min). A whole number of hours
 is an ``int`` everywhere (in the config, the state's keys, the events and their ids, as before fractions were
 allowed), a fraction a ``float``; ``hours()`` makes the two spellings of one horizon (``1`` and ``1.0``) one.
@@ -28,7 +33,13 @@ from typing import Any
 
 import msgspec
 
-from shared.events import TYPE_NAMES, DecisionPosted, OutcomeCollectionFailed, OutcomeRecorded
+from shared.events import (
+    DEFAULT_ACCOUNT,
+    TYPE_NAMES,
+    DecisionPosted,
+    OutcomeCollectionFailed,
+    OutcomeRecorded,
+)
 from shared.learning.metrics import ENGAGEMENT_FIELDS, engagement_rate
 
 MISSED_WINDOW = "missed_window"
@@ -59,6 +70,8 @@ class PostedInfo(msgspec.Struct, frozen=True, kw_only=True):
     bandit_arm: str
     timing_arm: str | None
     simulated: bool
+    #: the account that posted it (its outcomes are that account's)
+    account: str = DEFAULT_ACCOUNT
 
     @property
     def hour(self) -> int:
@@ -113,6 +126,7 @@ def _posted(state: CollectorState, event: DecisionPosted) -> None:
         bandit_arm=event.bandit_arm,
         timing_arm=event.timing_arm,
         simulated=event.simulated,
+        account=event.account,
     )
 
 
@@ -170,11 +184,13 @@ def due_outcomes(
     simulated: bool,
     max_attempts: int,
     limit: int | None = None,
+    account: str | None = None,
 ) -> list[Due]:
     """Every unsettled horizon whose time has come, of posts whose ``simulated`` flag matches, oldest first.
 
     Live mode passes ``simulated=False`` (a simulated post has no page on X), shadow mode ``simulated=True``
-    (a real tweet is never given a made-up outcome).
+    (a real tweet is never given a made-up outcome). ``account``: that account's posts only (``limit`` then
+    bounds that account's list, so one account's backlog never crowds out another's).
     """
     hs = sorted(horizons)
     key = tuple(hs)
@@ -191,7 +207,7 @@ def due_outcomes(
         open_posts.append(state.posted[d])
     out: list[Due] = []
     for p in sorted(open_posts, key=lambda p: (p.posted_at, p.decision_id)):
-        if p.simulated != simulated:
+        if p.simulated != simulated or (account is not None and p.account != account):
             continue
         age = now - p.posted_at
         for i, h in enumerate(hs):
@@ -208,12 +224,18 @@ def due_outcomes(
     return out
 
 
-def outcome_event_id(decision_id: str, horizon: float) -> str:
-    return f"outcome:{decision_id}:{hours_text(horizon)}"
+def _account_part(account: str) -> str:
+    """The account in an event id: none for the default account (the ids of a one-account stack), else
+    ``<account>:`` (the stream's duplicate window spans every account)."""
+    return "" if account == DEFAULT_ACCOUNT else f"{account}:"
 
 
-def failure_event_id(decision_id: str, horizon: float, attempt: int) -> str:
-    return f"outcome-failed:{decision_id}:{hours_text(horizon)}:{attempt}"
+def outcome_event_id(decision_id: str, horizon: float, account: str = DEFAULT_ACCOUNT) -> str:
+    return f"outcome:{_account_part(account)}{decision_id}:{hours_text(horizon)}"
+
+
+def failure_event_id(decision_id: str, horizon: float, attempt: int, account: str = DEFAULT_ACCOUNT) -> str:
+    return f"outcome-failed:{_account_part(account)}{decision_id}:{hours_text(horizon)}:{attempt}"
 
 
 def outcome_recorded(
@@ -228,9 +250,10 @@ def outcome_recorded(
     p = due.posted
     counts = {k: int(metrics.get(k, 0)) for k in ("impressions", *ENGAGEMENT_FIELDS)}
     return OutcomeRecorded(
-        event_id=outcome_event_id(p.decision_id, due.horizon_hours),
+        event_id=outcome_event_id(p.decision_id, due.horizon_hours, p.account),
         occurred_at=now,
         correlation_id=correlation_id,
+        account=p.account,
         decision_id=p.decision_id,
         tweet_id=p.tweet_id,
         horizon_hours=due.horizon_hours,
@@ -261,9 +284,10 @@ def collection_failed(
     """A failed read: final when it cannot get better (not retryable) or the attempts are used up."""
     final = (not retryable) or due.attempt >= max_attempts
     return OutcomeCollectionFailed(
-        event_id=failure_event_id(due.posted.decision_id, due.horizon_hours, due.attempt),
+        event_id=failure_event_id(due.posted.decision_id, due.horizon_hours, due.attempt, due.posted.account),
         occurred_at=now,
         correlation_id=correlation_id,
+        account=due.posted.account,
         decision_id=due.posted.decision_id,
         tweet_id=due.posted.tweet_id,
         horizon_hours=due.horizon_hours,

@@ -4,19 +4,24 @@ Live mode reads a status page through the browser adapter and never fabricates: 
 ``outcome.collection_failed`` (retried next run, up to ``COLLECT_MAX_ATTEMPTS``), a page that is not that
 tweet of our account is rejected (final failure, no outcome). Shadow mode draws the counts at the exact
 horizon from the simulated audience and marks them ``simulated=true``.
+
+**Accounts.** A run covers every account it is for (``CollectorDeps.accounts``: the command's ``params.account``
+or all), one after the other, each with its own flags, X session (live) and simulated audience (shadow), and
+each over its own posts only. One account's trouble (no session, logged out, rate limited, a browser that will
+not start) ends that account's part of the run and never another's.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
 
 from shared.clock import Clock
-from shared.events import Command, Event, OutcomeRecorded
+from shared.events import DEFAULT_ACCOUNT, Command, Event, OutcomeRecorded
 from shared.flags import Flags, is_real_analytics_allowed
 from shared.x.port import TweetMetrics, XAccount, XAutomatedError, XError, XLoggedOut, XRateLimited
 
@@ -48,6 +53,18 @@ class SimulatedMetrics:
         return self.audience.metrics(p.decision_id, p.bandit_arm, p.hour, p.decision_type, due.horizon_hours)
 
 
+@dataclass(frozen=True)
+class AccountCollect:
+    """What collecting one account's outcomes needs: its flags, its X settings (the username whose pages are
+    ours), its browser session (live) and its simulated audience (shadow)."""
+
+    account: str
+    settings: CollectorSettings
+    flags: Callable[[], Flags]
+    open_x: OpenX | None
+    simulator: SimulatedMetrics | None
+
+
 @dataclass
 class CollectorDeps:
     state: CollectorState
@@ -59,6 +76,13 @@ class CollectorDeps:
     simulator: SimulatedMetrics | None  # shadow mode
     #: many events at once, pipelined, then one wait for our projection (None: ``publish`` one by one)
     publish_many: PublishMany | None = None
+    #: the accounts a command is for, each with its own session and audience (None: the default account alone,
+    #: with ``settings``, ``flags``, ``open_x`` and ``simulator`` above)
+    accounts: Callable[[Command], Sequence[AccountCollect]] | None = None
+
+    def default_account(self) -> AccountCollect:
+        return AccountCollect(account=DEFAULT_ACCOUNT, settings=self.settings, flags=self.flags,
+                              open_x=self.open_x, simulator=self.simulator)
 
 
 def _fmt_er(er: float | None) -> str:
@@ -75,15 +99,33 @@ def _verify(m: TweetMetrics, tweet_id: str, username: str) -> str | None:
 
 
 async def collect(cmd: Command, deps: CollectorDeps) -> dict[str, int]:
-    flags = deps.flags()
-    if flags.live:
-        return await _collect_live(cmd, deps, flags)
-    return await _collect_shadow(cmd, deps)
+    """One run over every account it is for; the counts add up (``_skipped`` only when every account was)."""
+    targets = list(deps.accounts(cmd)) if deps.accounts is not None else [deps.default_account()]
+    if len(targets) == 1:
+        return await _collect_account(cmd, deps, targets[0])
+    total: Counter[str] = Counter()
+    skipped = 0
+    for acct in targets:
+        counts = dict(await _collect_account(cmd, deps, acct))
+        skipped += counts.pop("_skipped", 0) > 0
+        total.update(counts)
+    out = dict(total)
+    if targets and skipped >= len(targets):
+        out["_skipped"] = 1
+    return out
 
 
-async def _collect_shadow(cmd: Command, deps: CollectorDeps) -> dict[str, int]:
+async def _collect_account(cmd: Command, deps: CollectorDeps, acct: AccountCollect) -> dict[str, int]:
+    flags = acct.flags()
+    with structlog.contextvars.bound_contextvars(account=acct.account):
+        if flags.live:
+            return await _collect_live(cmd, deps, acct, flags)
+        return await _collect_shadow(cmd, deps, acct)
+
+
+async def _collect_shadow(cmd: Command, deps: CollectorDeps, acct: AccountCollect) -> dict[str, int]:
     s, now = deps.settings, deps.clock.now()
-    if deps.simulator is None:
+    if acct.simulator is None:
         log.error("[ANALYTICS_COLLECTOR] ❌ no simulator wired in shadow mode")
         return {"_skipped": 1}
     counts: Counter[str] = Counter()
@@ -91,11 +133,13 @@ async def _collect_shadow(cmd: Command, deps: CollectorDeps) -> dict[str, int]:
     # Simulated reads cost nothing and need no browser, so a run's outcomes are published pipelined, a chunk at a
     # time (each event's id is derived from its decision and horizon: a redelivered run's repeats are dropped by
     # the stream's duplicate window, and the state has applied them before the next run computes what is due).
-    due_list = due_outcomes(deps.state, now, s.horizons(), simulated=True, max_attempts=s.COLLECT_MAX_ATTEMPTS)
+    due_list = due_outcomes(deps.state, now, s.horizons(), simulated=True, max_attempts=s.COLLECT_MAX_ATTEMPTS,
+                            account=acct.account)
+    simulator = acct.simulator
     chunk = SHADOW_PUBLISH_CHUNK if deps.publish_many is not None else 1
     for start in range(0, len(due_list), chunk):
         events: list[Event] = [
-            outcome_recorded(due, deps.simulator.metrics(due), simulated=True, now=now, correlation_id=cmd.run_id)
+            outcome_recorded(due, simulator.metrics(due), simulated=True, now=now, correlation_id=cmd.run_id)
             for due in due_list[start:start + chunk]
         ]
         if deps.publish_many is not None:
@@ -115,23 +159,23 @@ async def _collect_shadow(cmd: Command, deps: CollectorDeps) -> dict[str, int]:
     return dict(counts)
 
 
-async def _collect_live(cmd: Command, deps: CollectorDeps, flags: Flags) -> dict[str, int]:
+async def _collect_live(cmd: Command, deps: CollectorDeps, acct: AccountCollect, flags: Flags) -> dict[str, int]:
     s = deps.settings
     allowed = is_real_analytics_allowed(flags)
     if not allowed.allowed:
         log.info(f"[ANALYTICS_COLLECTOR] ⏭️ Skipped: {allowed.reason} (REAL_METRICS_ENABLED=false)")
         return {"_skipped": 1}
-    username = s.username()
+    username = acct.settings.username()
     if not username:
         log.error("[ANALYTICS_COLLECTOR] ⏭️ Skipped: X_USERNAME is not set, cannot verify pages are ours")
         return {"_skipped": 1}
-    if deps.open_x is None:
+    if acct.open_x is None:
         log.error("[ANALYTICS_COLLECTOR] ⏭️ Skipped: no browser adapter configured")
         return {"_skipped": 1}
     now = deps.clock.now()
     due_list = due_outcomes(
         deps.state, now, s.horizons(), simulated=False, max_attempts=s.COLLECT_MAX_ATTEMPTS,
-        limit=s.COLLECT_MAX_PER_RUN,
+        limit=s.COLLECT_MAX_PER_RUN, account=acct.account,
     )
     counts: Counter[str] = Counter()
     pending = []
@@ -149,9 +193,13 @@ async def _collect_live(cmd: Command, deps: CollectorDeps, flags: Flags) -> dict
         log.info("[ANALYTICS_COLLECTOR] nothing due", mode="live")
         return dict(counts)
     try:
-        x = await deps.open_x()
+        x = await acct.open_x()
     except XError as exc:  # no session, logged out: nothing can be read this run; no decision is charged
         log.error(f"[ANALYTICS_COLLECTOR] ❌ Run stopped: browser not usable ({exc.code}: {exc.message})")
+        counts["aborted"] += 1
+        return dict(counts)
+    except Exception as exc:  # the browser would not start (a bad session file, say): this account only
+        log.error(f"[ANALYTICS_COLLECTOR] ❌ Run stopped: browser not usable (error: {type(exc).__name__}: {exc})")
         counts["aborted"] += 1
         return dict(counts)
     try:

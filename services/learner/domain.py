@@ -18,6 +18,13 @@ outcome went in, so a live consumer can refuse such a model).
 **Timing**: UCB1 slot statistics over the 24 UTC hours from content decisions (a reply's hour follows its
 target, not our choice), hour = the hour the post went out (else its timing arm, else its scheduled hour),
 each ER adjusted for its arm's effect (``bandits.arm_adjusted_slot_observations``).
+
+**One model per account** (DESIGN.md promise 8). ``LearnerState`` is one account's state; the service holds a
+``LearnerAccounts`` (one ``LearnerState`` per account, each evolved only from its own account's events), so an
+account's arms are trained on its own outcomes only. Its models carry its account (their subject is its own,
+so the expected-sequence guard is over its own model history), and its versions count 1..n on their own. The
+default account's model ids are those of a one-account stack (``model:main:v<n>``); another's name it
+(``model:<account>:main:v<n>``), since the stream's duplicate window spans every account.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from typing import Any
 import msgspec
 
 from shared.events import (
+    DEFAULT_ACCOUNT,
     TYPE_NAMES,
     ArmState,
     DecisionPosted,
@@ -164,6 +172,48 @@ def evolve(state: LearnerState, event: object, seq: int = 0) -> LearnerState:
     return state
 
 
+@dataclass
+class LearnerAccounts:
+    """One ``LearnerState`` per account, each evolved only from its own account's events (a dataclass of plain
+    states, so the runtime snapshots it like any state)."""
+
+    accounts: dict[str, LearnerState] = field(default_factory=dict)
+
+    def of(self, account: str) -> LearnerState:
+        state = self.accounts.get(account)
+        if state is None:
+            state = self.accounts[account] = LearnerState()
+        return state
+
+    def restore_attributes(self, loaded: dict[str, Any]) -> None:
+        """A snapshot's attributes, restored so that an account's state already handed out (to a job's
+        dependencies, the trigger) is the object that now holds the restored state."""
+        restored: dict[str, LearnerState] = loaded["accounts"]
+        for account, inner in restored.items():
+            current = self.accounts.get(account)
+            if current is None:
+                self.accounts[account] = inner
+            else:
+                vars(current).clear()
+                vars(current).update(vars(inner))
+        for account in set(self.accounts) - set(restored):
+            vars(self.accounts[account]).clear()
+            vars(self.accounts[account]).update(vars(LearnerState()))
+
+
+def evolve_accounts(states: LearnerAccounts, event: object, seq: int = 0) -> LearnerAccounts:
+    """Apply one event to its own account's state (an event the learner does not fold creates no state)."""
+    if type(event) in _EVOLVE:
+        evolve(states.of(getattr(event, "account", DEFAULT_ACCOUNT)), event, seq)
+    return states
+
+
+def model_event_id(version: int, account: str = DEFAULT_ACCOUNT) -> str:
+    if account == DEFAULT_ACCOUNT:
+        return f"model:{MODEL_SCOPE}:v{version}"
+    return f"model:{account}:{MODEL_SCOPE}:v{version}"
+
+
 def scope_of(decision_type: str) -> str:
     return REPLY_SCOPE if decision_type == "reply" else CONTENT_SCOPE
 
@@ -247,12 +297,14 @@ def learn(
     fit_predictors: Any,
     force: bool = False,
     correlation_id: str | None = None,
+    account: str = DEFAULT_ACCOUNT,
 ) -> Skip | Trained:
     """Decide one learning run: a ``Skip`` (publish nothing) or the next ``model.updated``.
 
     ``fit_predictors(samples, threshold=, seed=) -> (list[PredictorState], skipped_reason | None)`` is the
     predictor trainer (``services.learner.predictors.fit_predictors``), passed in so this function stays a
     plain decision. Its split is seeded by the version, so a replay of the same log fits the same model.
+    ``state`` is ``account``'s own, and the model is that account's.
     """
     samples = training_samples(state, live=live, threshold=threshold)
     if len(samples) < MIN_OUTCOMES:
@@ -278,9 +330,10 @@ def learn(
     version = state.model_version + 1
     predictors, skipped_reason = fit_predictors(samples, threshold=threshold, seed=version)
     model = ModelUpdated(
-        event_id=f"model:{MODEL_SCOPE}:v{version}",
+        event_id=model_event_id(version, account),
         occurred_at=now,
         correlation_id=correlation_id,
+        account=account,
         scope=MODEL_SCOPE,
         version=version,
         arms=arm_states(samples),
@@ -300,6 +353,7 @@ def learned_line(model: ModelUpdated) -> str:
 
 __all__ = [
     "INSUFFICIENT_ANY", "INSUFFICIENT_REAL", "INTERESTED", "MIN_OUTCOMES", "MODEL_SCOPE", "DecisionInfo",
-    "LearnerState", "OutcomeObs", "PredictorState", "Sample", "Skip", "Trained", "arm_states", "evolve",
-    "learn", "learned_line", "scope_of", "slot_states", "training_samples",
+    "LearnerAccounts", "LearnerState", "OutcomeObs", "PredictorState", "Sample", "Skip", "Trained", "arm_states",
+    "evolve", "evolve_accounts", "learn", "learned_line", "model_event_id", "scope_of", "slot_states",
+    "training_samples",
 ]

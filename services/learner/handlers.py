@@ -3,6 +3,10 @@
 A run is a plain decision over the learner's state (``domain.learn``); the model is published with the
 expected last sequence of the model subject, so of two replicas learning at once only one writes version n+1
 (the other catches up and decides again: usually "no new outcomes").
+
+One run per account (``learn_job`` takes one account's dependencies; the service runs each account the command
+is for): each account's model is trained on its own state only, and the trigger counts each account's new
+outcomes on its own.
 """
 
 from __future__ import annotations
@@ -16,10 +20,10 @@ import structlog
 
 from shared.bus import WrongSequence
 from shared.clock import Clock
-from shared.events import Command, ModelUpdated, utcnow
+from shared.events import DEFAULT_ACCOUNT, Command, ModelUpdated, utcnow
 from shared.flags import Flags
 
-from .domain import LearnerState, Skip, Trained, learn, learned_line
+from .domain import LearnerAccounts, LearnerState, Skip, Trained, learn, learned_line
 
 log = structlog.get_logger("learner")
 
@@ -38,9 +42,16 @@ class LearnerDeps:
     publish_model: PublishModel  # publish with the expected sequence, then wait until our projection applied it
     catch_up: Callable[[], Awaitable[None]]  # wait until our projection has applied the log's current end
     fit_predictors: FitPredictors
+    #: the account whose state ``state`` is, and whose model this publishes
+    account: str = DEFAULT_ACCOUNT
 
 
 async def learn_job(cmd: Command, deps: LearnerDeps) -> dict[str, int]:
+    with structlog.contextvars.bound_contextvars(account=deps.account):
+        return await _learn_job(cmd, deps)
+
+
+async def _learn_job(cmd: Command, deps: LearnerDeps) -> dict[str, int]:
     force = cmd.params.get("force", "").lower() in ("1", "true", "yes")
     for _ in range(RACE_RETRIES):
         flags = deps.flags()
@@ -52,6 +63,7 @@ async def learn_job(cmd: Command, deps: LearnerDeps) -> dict[str, int]:
             fit_predictors=deps.fit_predictors,
             force=force,
             correlation_id=cmd.run_id,
+            account=deps.account,
         )
         if isinstance(result, Skip):
             if result.reason == "insufficient_outcomes":
@@ -86,43 +98,64 @@ async def learn_job(cmd: Command, deps: LearnerDeps) -> dict[str, int]:
 
 @dataclass
 class OutcomeTrigger:
-    """Requests a ``learn`` run each time the count of new outcomes crosses a multiple of ``every``.
+    """Requests a ``learn`` run of an account each time the count of its new outcomes crosses a multiple of
+    ``every`` (each account counts its own; ``state``: one account's state, the default account's, or every
+    account's).
 
-    The message id ``learn:outcomes:<k>`` is deterministic, so N replicas request one run per multiple.
-    Only multiples crossed while running count (a replay at start requests nothing).
+    The message id ``learn:outcomes:<k>`` (another account's: ``learn:<account>:outcomes:<k>``, with
+    ``params.account``) is deterministic, so N replicas request one run per multiple. Only multiples crossed
+    while running count (a replay at start requests nothing; an account first seen while running starts at 0).
     """
 
     every: int
-    state: LearnerState
+    state: LearnerState | LearnerAccounts
     publish_command: PublishCommand
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
-    _done_bucket: int = -1
+    #: per account, the last multiple requested (absent before ``run`` started)
+    _done: dict[str, int] = field(default_factory=dict)
+    _running: bool = False
 
-    def bucket(self) -> int:
-        return self.state.outcome_events // self.every if self.every > 0 else 0
+    def _states(self) -> dict[str, LearnerState]:
+        if isinstance(self.state, LearnerAccounts):
+            return self.state.accounts
+        return {DEFAULT_ACCOUNT: self.state}
 
-    def notify(self) -> None:
+    def bucket(self, account: str = DEFAULT_ACCOUNT) -> int:
+        state = self._states().get(account)
+        if self.every <= 0 or state is None:
+            return 0
+        return state.outcome_events // self.every
+
+    def notify(self, account: str = DEFAULT_ACCOUNT) -> None:
         """Called by the projection after each applied outcome (synchronous, cheap)."""
-        if self.every > 0 and self._done_bucket >= 0 and self.bucket() > self._done_bucket:
+        if self.every > 0 and self._running and self.bucket(account) > self._done.get(account, 0):
             self._wake.set()
 
     async def run(self) -> None:
         if self.every <= 0:
             return
-        self._done_bucket = self.bucket()
+        self._done = {account: self.bucket(account) for account in self._states()}
+        self._running = True
         while True:
             await self._wake.wait()
             self._wake.clear()
-            k = self.bucket()
-            if k <= self._done_bucket:
-                continue
-            self._done_bucket = k
-            cmd = Command(
-                job="learn", run_id=f"learn-outcomes-{k * self.every}", requested_at=utcnow(),
-                requested_by="outcomes", params={"outcomes": str(k * self.every)},
-            )
-            try:
-                await self.publish_command(cmd, f"learn:outcomes:{k}")
-                log.info("learn requested after new outcomes", outcomes=k * self.every)
-            except Exception as exc:
-                log.warning("learn trigger publish failed", error=str(exc))
+            for account in sorted(self._states()):
+                k = self.bucket(account)
+                if k <= self._done.get(account, 0):
+                    continue
+                self._done[account] = k
+                await self._request(account, k)
+
+    async def _request(self, account: str, k: int) -> None:
+        n = k * self.every
+        if account == DEFAULT_ACCOUNT:
+            run_id, msg_id, params = f"learn-outcomes-{n}", f"learn:outcomes:{k}", {"outcomes": str(n)}
+        else:
+            run_id, msg_id = f"learn-{account}-outcomes-{n}", f"learn:{account}:outcomes:{k}"
+            params = {"outcomes": str(n), "account": account}
+        cmd = Command(job="learn", run_id=run_id, requested_at=utcnow(), requested_by="outcomes", params=params)
+        try:
+            await self.publish_command(cmd, msg_id)
+            log.info("learn requested after new outcomes", outcomes=n, account=account)
+        except Exception as exc:
+            log.warning("learn trigger publish failed", error=str(exc), account=account)
