@@ -172,7 +172,8 @@ async def _plan(cmd: Command, deps: PlanDeps) -> dict[str, int]:
     if not drafts:
         return counts
     try:
-        embedded = await writer.embed([d.text for _, d in drafts], correlation_id=cmd.run_id)
+        embedded = await writer.embed([d.text for _, d in drafts], correlation_id=cmd.run_id, account=deps.account,
+                                      account_budget_usd=voice.budget_usd if voice else None)
     except LLMFailure as exc:
         counts["failed"] += len(drafts)
         _log_failure(exc, drafts[0][0].decision_id, live)

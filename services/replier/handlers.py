@@ -181,7 +181,8 @@ async def _reply(cmd: Command, deps: ReplyDeps) -> dict[str, int]:
                                           languages=deps.claims.languages), deps.voice)
         try:
             result = await writer.draft(request, correlation_id=cmd.run_id)
-            embedded = await writer.embed([result.draft.text], correlation_id=cmd.run_id)
+            embedded = await writer.embed([result.draft.text], correlation_id=cmd.run_id, account=deps.account,
+                                          account_budget_usd=deps.voice.budget_usd if deps.voice else None)
         except LLMFailure as exc:
             counts["failed"] += 1
             if live:

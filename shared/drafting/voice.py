@@ -30,6 +30,8 @@ class AccountVoice(msgspec.Struct, frozen=True, kw_only=True):
     #: when the account posts: local hours ``[start, end)`` of its timezone
     timezone: str = "UTC"
     active_hours: tuple[int, int] = (0, 24)
+    #: the account's own daily LLM budget (None: the stack's DAILY_OPENAI_LIMIT_USD alone)
+    budget_usd: float | None = None
 
     def utc_hours(self, now: datetime) -> tuple[int, ...]:
         """The UTC hours whose local hour (on ``now``'s day, in the account's timezone) is an active one."""
@@ -56,6 +58,7 @@ def voice_of(profile: AccountProfile, *, builtin: bool, claims: ClaimPolicy | No
         niche=tuple(profile.topics), persona=who, never_say=tuple(persona.never_say),
         examples=tuple(profile.example_posts), banned_phrases=tuple(profile.banned_phrases),
         timezone=profile.timezone, active_hours=tuple(profile.active_hours),  # type: ignore[arg-type]
+        budget_usd=float(profile.llm.daily_budget_usd),
     )
 
 
@@ -64,4 +67,6 @@ def with_voice(request: DraftRequest, voice: AccountVoice | None) -> DraftReques
     if voice is None:
         return request
     return msgspec.structs.replace(request, niche=voice.niche, persona=voice.persona, never_say=voice.never_say,
-                                   examples=voice.examples)
+                                   examples=voice.examples, account=voice.account,
+                                   account_budget_usd=voice.budget_usd)
+

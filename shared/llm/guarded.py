@@ -83,6 +83,8 @@ class LLMCallRecord(msgspec.Struct, frozen=True, kw_only=True):
     wasted_reason: str = ""
     #: a successful call: what was repaired for free in its answer
     repairs: tuple[str, ...] = ()
+    #: the X account the call was made for (its event carries it)
+    account: str = "default"
 
 
 Emit = Callable[[LLMCallRecord], Awaitable[None]]
@@ -109,6 +111,7 @@ def record_to_event(record: LLMCallRecord, *, service: str = "", causation_id: s
         "cost_usd": record.cost_usd,
         "duration_ms": record.duration_ms,
         "service": service,
+        "account": record.account,
     }
     if record.status == "success":
         return LlmCallCompleted(**common, repairs=list(record.repairs))
@@ -122,6 +125,11 @@ async def _no_emit(record: LLMCallRecord) -> None:
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def account_budget_day(day: str, account: str) -> str:
+    """The budget store's "day" of one account's own spend (its key: ``spend.<day>.<account>``)."""
+    return f"{day}.{account}"
 
 
 class GuardedLLM:
@@ -173,9 +181,11 @@ class GuardedLLM:
         async def call(request_id: str) -> LLMResult:
             return await self.llm.draft(request, request_id=request_id)
 
-        return await self._run("chat", model, estimate, call, correlation_id)
+        return await self._run("chat", model, estimate, call, correlation_id, request.account,
+                               request.account_budget_usd)
 
-    async def embed(self, texts: Sequence[str], *, correlation_id: str | None = None) -> EmbeddingResult:
+    async def embed(self, texts: Sequence[str], *, correlation_id: str | None = None, account: str = "default",
+                    account_budget_usd: float | None = None) -> EmbeddingResult:
         texts = list(texts)
         model = self.embedder.model
         estimate = self.prices.estimate_cost(model, sum(estimate_tokens(t) for t in texts), 0)
@@ -183,7 +193,7 @@ class GuardedLLM:
         async def call(request_id: str) -> EmbeddingResult:
             return await self.embedder.embed(texts, request_id=request_id)
 
-        return await self._run("embedding", model, estimate, call, correlation_id)
+        return await self._run("embedding", model, estimate, call, correlation_id, account, account_budget_usd)
 
     def day(self, at: datetime | None = None) -> str:
         """The budget day (UTC) of ``at`` (default: now on the clock)."""
@@ -201,7 +211,11 @@ class GuardedLLM:
         estimate: float,
         call: Callable[[str], Awaitable[T]],
         correlation_id: str | None,
+        account: str = "default",
+        account_cap: float | None = None,
     ) -> T:
+        """One call under the guard: the circuit, the stack's budget, and -- ``account_cap`` -- the account's own
+        daily budget (a second reservation on the account's key: both must hold, and both are settled)."""
         request_id = self._new_id()
         started = self.clock()
         t0 = time.monotonic()
@@ -216,7 +230,7 @@ class GuardedLLM:
                 completion_tokens=usage.completion_tokens, total_tokens=usage.total_tokens, cost_usd=cost,
                 status=status, failure_reason=reason, started_at=started,
                 duration_ms=round((time.monotonic() - t0) * 1000, 3), correlation_id=correlation_id, detail=detail,
-                wasted_reason=wasted, repairs=repairs,
+                wasted_reason=wasted, repairs=repairs, account=account,
             )
             try:
                 await self.emit(record)
@@ -248,17 +262,36 @@ class GuardedLLM:
                 raise await blocked(
                     "budget_exceeded", f"estimate ${estimate:.6f} would pass DAILY_OPENAI_LIMIT_USD=${cap:g} on {day}"
                 )
+        account_day = account_budget_day(day, account)
+        account_reservation: Reservation | None = None
+        if account_cap is not None:
+            try:
+                account_reservation = await self.budget.reserve(account_day, estimate, account_cap)
+            except Exception as exc:
+                await self._settle(day, reservation, 0.0)
+                raise await blocked("budget_exceeded", f"budget store unavailable: {exc}") from exc
+            if account_reservation is None:
+                await self._settle(day, reservation, 0.0)  # the stack's reservation is given back
+                raise await blocked(
+                    "budget_exceeded",
+                    f"estimate ${estimate:.6f} would pass account {account}'s daily budget ${account_cap:g} on {day}",
+                )
+
+        async def settle(cost: float) -> None:
+            await self._settle(day, reservation, cost)
+            if account_cap is not None:
+                await self._settle(account_day, account_reservation, cost)
 
         try:
             result = await call(request_id)
         except asyncio.CancelledError:
-            await asyncio.shield(self._settle(day, reservation, estimate))
+            await asyncio.shield(settle(estimate))
             raise
         except Exception as exc:
             failure = exc if isinstance(exc, LLMFailure) else LLMFailure("api_error", f"{type(exc).__name__}: {exc}")
             usage = failure.usage or Usage()
             cost = self.prices.actual_cost(model, usage)
-            await self._settle(day, reservation, cost)
+            await settle(cost)
             await report("failed", usage, cost, failure.reason, failure.detail, wasted=failure.wasted_reason)
             log.warning("llm_call_failed", kind=kind, reason=failure.reason, detail=failure.detail,
                         wasted_reason=failure.wasted_reason, request_id=request_id)
@@ -268,7 +301,7 @@ class GuardedLLM:
 
         usage = result.usage
         cost = self.prices.actual_cost(result.model, usage) if usage.total_tokens > 0 else estimate
-        await self._settle(day, reservation, cost)
+        await settle(cost)
         repairs = tuple(getattr(result, "repairs", ()))
         await report("success", usage, cost, used=result.model or model, repairs=repairs)
         if repairs:

@@ -60,6 +60,9 @@ class DraftRequest(msgspec.Struct, frozen=True, kw_only=True):
     facts: tuple[str, ...] = ()
     #: the languages the account writes in (``ClaimPolicy.languages``)
     languages: tuple[str, ...] = ("en",)
+    #: the X account the draft is for, and its own daily LLM budget (None: only the stack's holds)
+    account: str = "default"
+    account_budget_usd: float | None = None
     #: the account's own niche and voice (its profile); all empty: the built-in tech / AI account
     niche: tuple[str, ...] = ()
     persona: str = ""

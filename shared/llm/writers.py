@@ -90,7 +90,8 @@ class Writer(Protocol):
 
     async def draft(self, request: Any, *, correlation_id: str | None = None) -> Any: ...
 
-    async def embed(self, texts: Sequence[str], *, correlation_id: str | None = None) -> Any: ...
+    async def embed(self, texts: Sequence[str], *, correlation_id: str | None = None, account: str = "default",
+                    account_budget_usd: float | None = None) -> Any: ...
 
 
 class LocalWriter:
@@ -106,7 +107,8 @@ class LocalWriter:
     async def draft(self, request: Any, *, correlation_id: str | None = None) -> Any:
         return await self.llm.draft(request)
 
-    async def embed(self, texts: Sequence[str], *, correlation_id: str | None = None) -> Any:
+    async def embed(self, texts: Sequence[str], *, correlation_id: str | None = None, account: str = "default",
+                    account_budget_usd: float | None = None) -> Any:
         return await self.embedder.embed(texts)
 
 

@@ -4,6 +4,7 @@ import asyncio
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import msgspec
 import numpy as np
 import pytest
 
@@ -285,3 +286,30 @@ def test_records_become_llm_events_with_a_stable_id() -> None:
     assert bad.failure_reason == "quota" and bad.detail == "billing" and bad.status == "failed"
     again = record_to_event(LLMCallRecord(**base, status="success", failure_reason=None))
     assert ok.event_id == again.event_id and len(ok.event_id) == 32
+
+
+
+async def test_an_accounts_own_budget_holds_besides_the_stacks() -> None:
+    """Promise 5: spend never passes the stack's cap nor the account's own; a refusal by the account's budget gives
+    the stack's reservation back, and another account is not touched."""
+    from shared.llm.guarded import account_budget_day
+
+    g, _, store, records, _ = make()
+    runner = msgspec.structs.replace(REQ, account="runner", account_budget_usd=0.0005)
+    drafted = 0
+    for _ in range(40):
+        try:
+            await g.draft(runner)
+            drafted += 1
+        except LLMFailure as exc:
+            assert exc.reason == "budget_exceeded" and "account runner's daily budget" in exc.detail
+            break
+    assert 0 < drafted < 40
+    assert await store.spent(account_budget_day(DAY, "runner")) <= 0.0005 + 1e-9
+    assert await store.reserved(DAY) == 0 and await store.reserved(account_budget_day(DAY, "runner")) == 0
+    before = await store.spent(DAY)
+    await g.draft(msgspec.structs.replace(REQ, account="chef", account_budget_usd=1.0))
+    await g.embed(["a text"], account="chef", account_budget_usd=1.0)
+    assert await store.spent(DAY) > before  # the chef still drafts and embeds
+    assert {r.account for r in records} == {"runner", "chef"}
+    assert all(record_to_event(r).account == r.account for r in records)
