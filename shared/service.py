@@ -66,13 +66,16 @@ class ServiceContext:
         return seq
 
     async def catch_up(
-        self, aggregate: str | None = None, aggregate_id: str | None = None, *, timeout: float = 60.0
+        self, aggregate: str | None = None, aggregate_id: str | None = None, *, timeout: float = 60.0,
+        account: str = "default",
     ) -> None:
-        """Make our projection at least as new as the log -- all of it, or one aggregate instance's history
-        (e.g. ``catch_up("decision", id)``) -- before deciding on it. The one catch-up every service uses."""
+        """Make our projection at least as new as the log -- all of it, or one aggregate instance's history of one
+        account (e.g. ``catch_up("decision", id, account=a)``) -- before deciding on it. The one catch-up every
+        service uses."""
         if self.projection is None:
             return
-        subject = self.bus.names.history(aggregate, aggregate_id) if aggregate and aggregate_id else None
+        subject = (self.bus.names.history(aggregate, aggregate_id, account) if aggregate and aggregate_id
+                   else None)
         seq = await self.bus.last_seq(subject)
         if seq > self.projection.applied_seq:
             await self.projection.wait_for(seq, timeout=timeout)

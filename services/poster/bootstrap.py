@@ -97,9 +97,6 @@ async def build(ctx: ServiceContext) -> ServiceParts:
     posters: dict[str, Poster] = {}
     x_accounts: dict[str, Accounts] = {}
 
-    async def catch_up(decision_id: str | None) -> None:
-        await ctx.catch_up("decision", decision_id)
-
     def poster_for(account: str) -> Poster:
         """The poster of one account: its state, its flags, its own X session (and its own simulated X)."""
         poster = posters.get(account)
@@ -112,6 +109,9 @@ async def build(ctx: ServiceContext) -> ServiceParts:
 
         async def flags() -> Flags:
             return ctx.accounts.flags_for(account, await ctx.flags.refresh())
+
+        async def catch_up(decision_id: str | None) -> None:
+            await ctx.catch_up("decision", decision_id, account=account)
 
         poster = posters[account] = Poster(
             state=states.of(account),
