@@ -19,6 +19,7 @@ from pathlib import Path
 
 from xbot.embedded import EmbeddedNats, EmbeddedPostgres
 
+from .b_accounts import bench_accounts
 from .b_api import bench_api_metrics
 from .b_consume import bench_consume
 from .b_lag import bench_lag
@@ -47,6 +48,7 @@ BENCHMARKS: dict[str, Callable[[Ctx], Awaitable[list[Row]]]] = {
     "restart": bench_restart,
     "shadow": bench_shadow_loop,
     "llm_calls": bench_llm_calls,
+    "accounts": bench_accounts,
 }
 
 

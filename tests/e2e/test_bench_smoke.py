@@ -19,6 +19,8 @@ def test_quick_suite_produces_every_row(tmp_path) -> None:
     assert any(n.startswith("replay read") for n in names)
     assert any(n.startswith("uniqueness gate") for n in names)
     assert any(n.startswith("learning") for n in names)
+    assert any(n.startswith("accounts: restart of the planner") for n in names)
+    assert any(n.startswith("accounts: memory per account: planner") for n in names)
     data = json.loads(out.read_text())
     assert data["quick"] is True and len(data["rows"]) == len(rows) >= len(BENCHMARKS)
     for r in rows:
