@@ -123,13 +123,17 @@ def events_tail(
 
 @events_app.command("show")
 def events_show(decision_id: Annotated[str, typer.Argument(help="The decision's id.")]) -> None:
-    """One decision's whole history: queued or skipped, claims, attempts, posted, outcomes."""
+    """One decision's whole history, of whichever account: queued or skipped, claims, attempts, posted,
+    outcomes."""
 
     async def run() -> int:
         bus = await _bus()
         try:
-            items = await bus.aggregate_history("decision", decision_id)
-            items += await bus.aggregate_history("outcome", decision_id)
+            items = []
+            for aggregate in ("decision", "outcome"):
+                default_shape = bus.names.history(aggregate, decision_id)  # validates the id as a token
+                for subject in (default_shape, f"{bus.names.evt_prefix}.*.{aggregate}.{decision_id}.*"):
+                    items += [i async for i in bus.read(subject)]
         finally:
             await bus.close()
         items = sorted((i for i in items if not i.caught_up), key=lambda i: i.seq)

@@ -5,6 +5,7 @@ another; a bad accounts file stops a service at start with one line per problem;
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -121,6 +122,13 @@ async def test_two_accounts_plan_and_post_apart(bus: JetStreamBus, nats_url: str
         assert len(posted) == len(by_account["chef"]) <= 5
         started = await events(bus, "decision.post_started")
         assert {s.account for s in started if s.poster_id != "p"} == {"chef"}
+        # one decision's history, whichever its account
+        env = {**os.environ, "NATS_URL": nats_url, "XBOT_NAMESPACE": namespace}
+        shown = await asyncio.to_thread(
+            subprocess.run, [sys.executable, "-m", "xbot", "events", "show", posted[0].decision_id], env=env,
+            capture_output=True, text=True, timeout=60, cwd=ROOT)
+        assert shown.returncode == 0, shown.stderr
+        assert "decision.queued" in shown.stdout and "decision.posted" in shown.stdout
     finally:
         await stop(poster)
         await stop(planner)
