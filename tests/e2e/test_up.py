@@ -14,7 +14,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from xbot.embedded import free_port
+from xbot.embedded import free_port, wait_port
 
 pytestmark = pytest.mark.e2e
 
@@ -100,3 +100,41 @@ def test_up_resume_and_clean_stop(tmp_path: Path) -> None:
         _stop(proc)
     time.sleep(0.5)
     assert _ours(home) == []
+
+
+def test_up_runs_the_accounts_of_its_home(tmp_path: Path) -> None:
+    """`make up` with an accounts file in its home: both accounts are recorded, planned for and reported."""
+    import urllib.request
+
+    home = tmp_path / "home"
+    home.mkdir()
+    example = Path(__file__).parents[2] / "docs" / "accounts.example.toml"
+    (home / "accounts.toml").write_text(example.read_text())
+    port = free_port()
+    proc = _start(home, port)
+    try:
+        _wait_ready(proc, home)
+        token = (home / "admin_token").read_text().strip()
+        base = f"http://127.0.0.1:{port}"
+        wait_port(port, timeout=60)  # the gateway listens once it has caught up with the log
+        req = urllib.request.Request(f"{base}/admin/jobs/run?job=plan", method="POST",
+                                     headers={"Authorization": f"Bearer {token}"})
+        urllib.request.urlopen(req, timeout=10).read()
+        metrics: dict = {}
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            metrics = json.loads(urllib.request.urlopen(f"{base}/api/metrics", timeout=10).read())
+            accounts = metrics.get("accounts", {})
+            if all(accounts.get(a, {}).get("queueSize", 0) > 0 for a in ("runner", "lawyer")):
+                break
+            time.sleep(0.5)
+        assert {"runner", "lawyer"} <= set(metrics["accounts"]), metrics.get("accounts")
+        assert metrics["accounts"]["runner"]["queueSize"] > 0 and metrics["accounts"]["lawyer"]["queueSize"] > 0
+        one = json.loads(urllib.request.urlopen(f"{base}/api/metrics?account=runner", timeout=10).read())
+        assert one["queueSize"] == metrics["accounts"]["runner"]["queueSize"]
+        req = urllib.request.Request(f"{base}/admin/accounts", headers={"Authorization": f"Bearer {token}"})
+        listed = json.loads(urllib.request.urlopen(req, timeout=10).read())
+        assert {a["id"] for a in listed} >= {"runner", "lawyer"}
+    finally:
+        _stop(proc)
+    assert not [p for p in _ours(home) if p.is_running()]
