@@ -213,6 +213,8 @@ class Stack:
     restarts: dict[str, dict[str, Any]] = field(default_factory=dict)
     snapshot_every: str = ""
     apply_s: float = 0.0
+    #: job -> scheduled runs of the span not yet completed when the bench gave up (empty: the stack kept up)
+    behind: dict[str, int] = field(default_factory=dict)
     #: messages delivered to each service's projection, when its health endpoint says so
     received: dict[str, int] = field(default_factory=dict)
 
@@ -268,7 +270,7 @@ async def run_stack(ctx: Ctx, n: int, hours: float, *, restart: tuple[str, ...] 
             owners = {"plan": "planner", "reply": "replier", "posting": "poster", "collect": "collector",
                       "learn": "learner"}
             last = {job: int(end // iv) for job, iv in INTERVALS.items()}
-            deadline = w0 + (50 if ctx.quick else 800)
+            deadline = w0 + (50 if ctx.quick else 420)
             while True:
                 behind = {j: (last[j] - st.tally.done_slot.get((owners[j], j), -1)) for j in INTERVALS}
                 if clock.now().timestamp() >= end and all(b <= 0 for b in behind.values()):
@@ -276,9 +278,9 @@ async def run_stack(ctx: Ctx, n: int, hours: float, *, restart: tuple[str, ...] 
                 for p in procs.values():
                     if p.proc.poll() is not None:
                         raise RuntimeError(f"{p.name} exited with {p.proc.returncode}: {p.tail()}")
-                if time.perf_counter() > deadline:
-                    raise TimeoutError(f"{n} accounts: not done after {deadline - w0:.0f} s; runs behind per job "
-                                       f"{behind}, clock at +{(clock.now().timestamp() - start) / 3600:.1f} h")
+                if time.perf_counter() > deadline:  # the stack cannot keep up: report what it did by then
+                    st.behind = {j: b for j, b in behind.items() if b > 0}
+                    break
                 t = st.tally
                 ctx.progress(f"accounts {n:,}: clock +{(clock.now().timestamp() - start) / 3600:.1f} h, queued "
                              f"{sum(t.queued.values()):,}, posted {sum(t.posted.values()):,}, runs behind {behind}")
@@ -359,7 +361,9 @@ async def bench_accounts(ctx: Ctx) -> list[Row]:
     gates = ", ".join(f"{g} {c:,}" for g, c in sorted(t.gates.items())) or "none"
     rows.append(Row(
         f"accounts: {label} in one stack (wall time)", big.wall, "s", one.wall, "1 account, same run",
-        big.wall / one.wall if one.wall else None, "< 120 s", big.wall < 120,
+        big.wall / one.wall if one.wall else None, "< 120 s", big.wall < 120 and not big.behind,
+        (f"NOT DONE: the bench gave up after {big.wall:.0f} s with scheduled runs of the span still to do {big.behind} "
+         f"(clock at +{big.clock_hours:.0f} h); " if big.behind else "") +
         f"wall time from `xbot accounts apply` ({big.apply_s:.1f} s; the clock starts then) and spawning the services until every job ran its last slot; clock span "
         f"{big.clock_hours:.1f} h at x{SPEED:,} ({hours * 3600 / SPEED:.0f} s of wall time at the least); "
         f"per account min/mean/max: posts queued {q[0]}/{q[1]:.1f}/{q[2]}, replies queued {r[0]}/{r[1]:.1f}/{r[2]}, "
