@@ -33,6 +33,10 @@ class CommonSettings(BaseSettings):
     #: the accounts file (TOML; docs/accounts.example.toml); empty: $XBOT_HOME/accounts.toml when it exists,
     #: else one account, ``default``, built from this environment (read by ``shared.accounts.load_accounts``)
     XBOT_ACCOUNTS_FILE: str = ""
+    #: split the accounts across the replicas of a service: each account is served by one replica at a time,
+    #: holding a lease of this many seconds in the KV bucket ``<ns>_leases`` (0 = off: every replica serves
+    #: every account; the log's guards keep each draft and post single either way)
+    ACCOUNT_LEASE_SECONDS: float = Field(0, ge=0, le=600)
     SHADOW_SEED: int = 7
     SNAPSHOT_EVERY_EVENTS: int = Field(10_000, ge=0)
     SNAPSHOT_CHECK_SECONDS: float = Field(30.0, gt=0)

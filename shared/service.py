@@ -48,6 +48,8 @@ class ServiceContext:
     #: the accounts this stack runs, as the log last configured them (``shared.accounts.book``); the runtime's
     #: projection keeps it current. Without one given: the default account of ``environ``.
     accounts: AccountBook = None  # type: ignore[assignment]
+    #: this replica's account leases (``shared.accounts.leases``) when ACCOUNT_LEASE_SECONDS > 0, else None
+    leases: Any = None
 
     def __post_init__(self) -> None:
         if self.accounts is None:
@@ -98,6 +100,8 @@ def job_accounts(cmd: Command, ctx: ServiceContext) -> list[AccountProfile]:
     if wanted:
         profile = ctx.accounts.get(wanted)
         return [profile] if profile is not None else []
+    if ctx.leases is not None and cmd.requested_by == "schedule":
+        return [p for p in ctx.accounts if ctx.leases.holds(p.id)]  # this replica's share
     return list(ctx.accounts)
 
 
@@ -124,6 +128,8 @@ class ServiceParts:
     on_stop: Callable[[], Awaitable[None]] | None = None
     ready: Callable[[], bool] | None = None
     health: Callable[[], dict[str, Any]] | None = None
+    #: the service acts per account: with ACCOUNT_LEASE_SECONDS > 0 its replicas split the accounts
+    per_account: bool = True
 
 
 Builder = Callable[[ServiceContext], Awaitable[ServiceParts]]
@@ -177,6 +183,13 @@ class ServiceRuntime:
             if self.snapshots is not None:
                 await self.snapshot_if_due(every)
                 self.tasks.append(asyncio.create_task(self._snapshot_loop(every), name="snapshots"))
+        lease_s = float(getattr(ctx.settings, "ACCOUNT_LEASE_SECONDS", 0) or 0)
+        if lease_s > 0 and parts.per_account and parts.jobs:
+            from .accounts.leases import LeaseKeeper
+
+            ctx.leases = LeaseKeeper(ctx.bus, self.name, ctx.instance_id, ctx.accounts.ids, lease_s)
+            await ctx.leases.start()  # one round now: a lone replica holds every account before its first run
+            log.info("account leases", service=self.name, held=sorted(ctx.leases.held()), lease_seconds=lease_s)
         for job, handler in parts.jobs.items():
             self.consumers.append(
                 await ctx.bus.consume(
@@ -230,35 +243,42 @@ class ServiceRuntime:
 
     def _job_runner(self, job: str, handler: JobHandler) -> Callable[[Delivered], Awaitable[None]]:
         async def run(d: Delivered) -> None:
-            cmd: Command = d.event
-            bind_job(cmd.run_id, job)
-            status, counts, detail = "ok", {}, ""
-            try:
-                counts = await handler(cmd) or {}
-            except Exception as exc:
-                status, detail = "failed", f"{type(exc).__name__}: {exc}"
-                if d.num_delivered < JOB_POLICY.max_deliver:
-                    raise  # redelivered; the last delivery records the failure instead
-                log.exception("job failed", job=job, run_id=cmd.run_id)
-            finally:
-                unbind_job()
-            if counts.get("_skipped"):
-                status = "skipped"
-            await self.ctx.bus.publish(
-                JobCompleted(
-                    event_id=f"job-{cmd.run_id}-{self.name}",
-                    occurred_at=utcnow(),
-                    correlation_id=cmd.run_id,
-                    run_id=cmd.run_id,
-                    job=job,
-                    service=self.name,
-                    status=status,
-                    counts={k: int(v) for k, v in counts.items() if not k.startswith("_")},
-                    detail=detail,
-                )
-            )
+            await self._run_job(job, handler, d.event, d.num_delivered)
 
         return run
+
+    async def _run_job(self, job: str, handler: JobHandler, cmd: Command, num_delivered: int, *,
+                       local: bool = False) -> None:
+        """Run one job command and record ``job.completed``. A failed delivery is raised (redelivered) until the
+        last one, which records the failure. ``local``: a scheduled run of this replica's own accounts (with
+        account leases), never redelivered; its record names the replica, as every replica runs the slot."""
+        bind_job(cmd.run_id, job)
+        status, counts, detail = "ok", {}, ""
+        try:
+            counts = await handler(cmd) or {}
+        except Exception as exc:
+            status, detail = "failed", f"{type(exc).__name__}: {exc}"
+            if not local and num_delivered < JOB_POLICY.max_deliver:
+                raise  # redelivered; the last delivery records the failure instead
+            log.exception("job failed", job=job, run_id=cmd.run_id)
+        finally:
+            unbind_job()
+        if counts.get("_skipped"):
+            status = "skipped"
+        suffix = f"-{self.ctx.instance_id}" if local else ""
+        await self.ctx.bus.publish(
+            JobCompleted(
+                event_id=f"job-{cmd.run_id}-{self.name}{suffix}",
+                occurred_at=utcnow(),
+                correlation_id=cmd.run_id,
+                run_id=cmd.run_id,
+                job=job,
+                service=self.name,
+                status=status,
+                counts={k: int(v) for k, v in counts.items() if not k.startswith("_")},
+                detail=detail,
+            )
+        )
 
     async def _schedule(self, job: str, interval: float) -> None:
         clock = self.ctx.clock
@@ -267,7 +287,12 @@ class ServiceRuntime:
             slot = math.floor(now / interval)
             cmd = Command(job=job, run_id=f"{job}-{slot}", requested_at=utcnow(), requested_by="schedule", slot=str(slot))
             try:
-                await self.ctx.bus.publish_command(cmd, msg_id=f"{job}:{slot}")
+                if self.ctx.leases is not None:
+                    # every replica runs the slot for the accounts it holds (the same run id everywhere: a
+                    # draft of an account handed over mid-slot gets the same id, and the log keeps it single)
+                    await self._run_job(job, self.parts.jobs[job], cmd, 1, local=True)
+                else:
+                    await self.ctx.bus.publish_command(cmd, msg_id=f"{job}:{slot}")
             except Exception as exc:
                 log.warning("schedule publish failed", job=job, error=str(exc))
             next_at = (slot + 1) * interval
@@ -291,6 +316,8 @@ class ServiceRuntime:
             body = {"service": self.name, "ok": ok}
             if self.parts.health:
                 body.update(self.parts.health())
+            if self.ctx.leases is not None:
+                body["accounts_held"] = sorted(self.ctx.leases.held())
             payload = json.dumps(body, default=str).encode()
             status = "200 OK" if ok else "503 Service Unavailable"
             writer.write(
@@ -306,6 +333,9 @@ class ServiceRuntime:
     async def stop(self) -> None:
         for t in self.tasks:
             await cancel_quietly(t)
+        if self.ctx.leases is not None:
+            with contextlib.suppress(Exception):
+                await self.ctx.leases.stop(release=True)  # the other replicas take our accounts at once
         for c in self.consumers:
             await c.stop()
         if self.projection is not None:

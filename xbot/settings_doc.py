@@ -14,6 +14,8 @@ from shared.flags import FLAG_SPECS, format_value
 from .supervisor import SERVICES
 
 COMMON_DOCS = {
+    "ACCOUNT_LEASE_SECONDS": "split the accounts across a service's replicas with leases of this many seconds "
+                             "(0 = off: every replica serves every account)",
     "XBOT_ACCOUNTS_FILE": "the accounts file (TOML, see docs/accounts.example.toml); empty: $XBOT_HOME/accounts.toml "
                           "if present, else one account `default` from this environment",
     "NATS_URL": "NATS server(s), comma-separated",
