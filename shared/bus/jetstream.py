@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Collection
 from typing import Any
 
 import msgspec
@@ -42,6 +42,10 @@ WRONG_LAST_SEQUENCE = 10071
 class ReadItem(msgspec.Struct, gc=False):
     """One message from an ordered read; ``caught_up`` marks the moment the reader reached the end of the log.
 
+    A read over a set of filter subjects (``filter_subjects``) also yields position markers (``position``: no
+    subject, no data, ``seq`` = S): every message of its filters up to stream sequence S has been yielded, so a
+    reader may count the messages of other subjects up to S as read (``Projection.applied_seq``).
+
     Not tracked by the garbage collector (it holds no cycle): a rebuild keeps tens of thousands of these in
     flight, and tracked ones made every full collection walk them all."""
 
@@ -51,9 +55,60 @@ class ReadItem(msgspec.Struct, gc=False):
     event: Event | None = None
     error: str | None = None
     caught_up: bool = False
+    position: bool = False
 
 
 CAUGHT_UP = ReadItem(0, "", b"", caught_up=True)
+
+
+def position_marker(seq: int) -> ReadItem:
+    """The marker "every message of this read's filters up to ``seq`` has been yielded"."""
+    return ReadItem(seq, "", b"", position=True)
+
+
+class ReadCursor:
+    """Lets the reader of a filtered read (``read(filter_subjects=..., cursor=...)``) ask it how far it has read.
+
+    A filtered read receives only its subjects' messages, so a reader waiting for a sequence of another subject
+    (``Projection.wait_for``, e.g. the end of the log) would wait for a message that never comes. ``want(seq)``
+    asks the read to confirm with the server that nothing of its filters is left up to the log's end; it then
+    yields a position marker (``position_marker``) at that end. Nothing is asked while nobody waits."""
+
+    def __init__(self) -> None:
+        self.wanted = 0
+        self._wake: Callable[[], None] | None = None
+
+    def want(self, seq: int) -> None:
+        if seq > self.wanted:
+            self.wanted = seq
+            if self._wake is not None:
+                self._wake()
+
+    def bind(self, wake: Callable[[], None] | None) -> None:
+        """Called by the read that serves the cursor: ``wake`` interrupts its wait for messages."""
+        self._wake = wake
+
+
+def type_subjects(names: BusNames, types: Collection[str]) -> list[str]:
+    """The filter subjects of event types (``"<aggregate>.<name>"``) in both subject shapes (every account),
+    sorted: a multi-filter consumer that receives exactly those types."""
+    out: set[str] = set()
+    for t in types:
+        aggregate, _, name = t.partition(".")
+        out.update(names.event_type(aggregate, name))
+    return sorted(out)
+
+
+def read_subjects(names: BusNames, filter_subject: str | None, filter_subjects: Collection[str] | None) -> list[str]:
+    """The subjects a read filters on: ``filter_subjects`` (at least one), or ``filter_subject``, or every event."""
+    if filter_subjects is not None:
+        if filter_subject is not None:
+            raise ValueError("read: filter_subject or filter_subjects, not both")
+        subjects = sorted(set(filter_subjects))
+        if not subjects:
+            raise ValueError("read: filter_subjects is empty")
+        return subjects
+    return [filter_subject or names.all_events]
 
 
 def publish_headers(event: Event, expect: Expect | None, names: BusNames) -> dict[str, str]:
@@ -377,31 +432,69 @@ class JetStreamBus:
         follow: bool = False,
         since: Any = None,
         decode_events: bool = True,
+        filter_subjects: Collection[str] | None = None,
+        cursor: ReadCursor | None = None,
     ) -> AsyncIterator[ReadItem]:
         """Ordered read of the event stream from ``from_seq`` (or time ``since``). Without ``follow`` it stops once
         caught up; with ``follow`` it yields ``CAUGHT_UP`` once and goes on with live events. ``names`` restricts
         decoding to those event types (decided from the subject, so other events cost nothing); a message that
         does not decode is yielded with ``error`` set.
 
+        ``filter_subjects``: a consumer with those filters (NATS >= 2.10), so the server sends only their messages.
+        Such a read also yields position markers (``ReadItem.position``): with ``follow``, one at the end of the
+        log before ``CAUGHT_UP``, and one each time ``cursor.want(seq)`` asks past what it has yielded.
+
         Caught up means: a message at or past the end of the log as it was when the read started (by sequence;
-        a push consumer's pending count can read 0 while messages are still on their way to us)."""
-        subject = filter_subject or self.names.all_events
-        feed = self._ordered_feed(subject, from_seq=max(1, from_seq), since=since)
+        a push consumer's pending count can read 0 while messages are still on their way to us); with filters,
+        the last message of the filters at the start (the server's pending count after it is 0)."""
+        subjects = read_subjects(self.names, filter_subject, filter_subjects)
+        filtered = filter_subjects is not None
+        start = max(1, from_seq)
+        feed = self._ordered_feed(subjects, from_seq=start, since=since)
+        position = start - 1  # (filtered) every message of the filters up to here has been yielded
+        tried: tuple[int, int, int] | None = None
+
+        async def confirm() -> int:
+            """The log's last sequence if every message of the filters up to it has been taken, else 0."""
+            last = await self.last_seq()
+            return last if await feed.nothing_left() else 0
+
         try:
             info = await feed.start()
-            target = await self.last_seq(None if subject == self.names.all_events else subject)
-            caught_up = (since is None and target < max(1, from_seq)) or feed.took_everything(info)
+            if cursor is not None:
+                cursor.bind(feed.wake.set)
+            if filtered:
+                target = await self.last_seq()
+            else:
+                target = await self.last_seq(None if subjects[0] == self.names.all_events else subjects[0])
+            caught_up = (since is None and target < start) or feed.took_everything(info)
             if caught_up:
+                if filtered and follow and (last := await confirm()) > position:
+                    position = last
+                    yield position_marker(last)
                 yield CAUGHT_UP
                 if not follow:
                     return
             want = decode_events
             dec = decode
+            announce = False  # (filtered, follow) caught up in this batch: a position, then CAUGHT_UP, after it
+            ask = 0  # (filtered) a position asked for: confirmed with the server once a batch is handed over
             while True:
+                if filtered:
+                    if cursor is not None and cursor.wanted > ask:
+                        ask = cursor.wanted
+                    if ask > position and (key := (ask, feed._gen, feed.dseq)) != tried:
+                        tried = key  # asked again only when something changed (a new ask, messages, a restart)
+                        if (last := await confirm()) > position:
+                            position = last
+                            yield position_marker(last)
                 batch = await feed.batch(None if caught_up else 1.0)
                 if not batch:
                     if not caught_up and await feed.nothing_left():  # e.g. the tail was deleted (max_age)
                         caught_up = True
+                        if filtered and follow and (last := await confirm()) > position:
+                            position = last
+                            yield position_marker(last)
                         yield CAUGHT_UP
                         if not follow:
                             return
@@ -413,18 +506,33 @@ class JetStreamBus:
                             item.event = dec(data)
                         except Exception as exc:  # malformed: the reader decides (projections dead-letter it)
                             item.error = f"{type(exc).__name__}: {exc}"
+                    position = seq
                     yield item
                     if not caught_up and (seq >= target or pending == 0):
                         caught_up = True
-                        yield CAUGHT_UP
                         if not follow:
+                            yield CAUGHT_UP
                             return
+                        if filtered:  # the position is confirmed once the rest of the batch is handed over
+                            announce = True
+                        else:
+                            yield CAUGHT_UP
+                if announce:
+                    announce = False
+                    if (last := await confirm()) > position:
+                        position = last
+                        yield position_marker(last)
+                    elif target > position:
+                        ask = max(ask, target)  # messages on their way: confirmed after them
+                    yield CAUGHT_UP
         finally:
+            if cursor is not None:
+                cursor.bind(None)
             await feed.stop()
 
-    def _ordered_feed(self, subject: str, *, from_seq: int, since: Any) -> _OrderedFeed:
+    def _ordered_feed(self, subjects: list[str], *, from_seq: int, since: Any) -> _OrderedFeed:
         """The feed behind ``read``."""
-        return _OrderedFeed(self, subject, from_seq=from_seq, since=since)
+        return _OrderedFeed(self, subjects, from_seq=from_seq, since=since)
 
     # --- the durable consumer loop ------------------------------------------------------------------------------
     async def consume(
@@ -473,8 +581,8 @@ class _OrderedFeed:
     #: projector's writer waiting on its database) is not kept waiting while messages keep arriving
     BATCH = 256
 
-    def __init__(self, bus: JetStreamBus, subject: str, *, from_seq: int, since: Any, heartbeat_s: float = 2.0):
-        self.bus, self.subject, self.since, self.heartbeat_s = bus, subject, since, heartbeat_s
+    def __init__(self, bus: JetStreamBus, subjects: list[str], *, from_seq: int, since: Any, heartbeat_s: float = 2.0):
+        self.bus, self.subjects, self.since, self.heartbeat_s = bus, subjects, since, heartbeat_s
         self.next_seq = from_seq  # where a (re)started consumer begins: after the last message taken
         self.taken_any = False
         self.buf: deque[Any] = deque()
@@ -513,9 +621,11 @@ class _OrderedFeed:
         self.dseq = 0
         self._reconnects = bus.nc.stats.get("reconnects", 0)
         inbox = await self._subscribe()
+        one = len(self.subjects) == 1
         cfg = api.ConsumerConfig(
             deliver_subject=inbox,
-            filter_subject=self.subject,
+            filter_subject=self.subjects[0] if one else None,
+            filter_subjects=None if one else list(self.subjects),  # a multi-filter consumer (NATS >= 2.10)
             ack_policy=api.AckPolicy.NONE,
             max_deliver=1,
             flow_control=True,
@@ -552,7 +662,7 @@ class _OrderedFeed:
         return inbox
 
     async def restart(self, why: str) -> None:
-        log.info("ordered read restarting", subject=self.subject, from_seq=self.next_seq, reason=why)
+        log.info("ordered read restarting", subject=",".join(self.subjects), from_seq=self.next_seq, reason=why)
         for attempt in range(5):
             try:
                 await self.start()
@@ -580,11 +690,12 @@ class _OrderedFeed:
         """Up to ``BATCH`` messages, in order, as (stream seq, subject, data, pending); waits for the first
         (at most ``timeout``, or a heartbeat check interval). Empty when nothing came."""
         buf = self.buf
+        if not buf:  # before any await: a wake-up (a message, a ``ReadCursor.want``) from now on is not lost
+            self.wake.clear()
         if self._fc_reply is not None:  # the caller has taken everything delivered before it
             reply, self._fc_reply = self._fc_reply, None
             await self.bus.nc.publish(reply)
         if not buf:
-            self.wake.clear()
             wait = self.heartbeat_s if timeout is None else min(timeout, self.heartbeat_s)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(wait):  # one timer per empty buffer, none per message

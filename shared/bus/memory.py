@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,7 +31,15 @@ from .core import (
     retry_delay,
     subject_matches,
 )
-from .jetstream import CAUGHT_UP, ReadItem, _type_of_subject, publish_headers
+from .jetstream import (
+    CAUGHT_UP,
+    ReadCursor,
+    ReadItem,
+    _type_of_subject,
+    position_marker,
+    publish_headers,
+    read_subjects,
+)
 
 
 @dataclass
@@ -210,28 +218,61 @@ class InMemoryBus:
         return [i async for i in self.read(self.names.history(aggregate, aggregate_id, account))]
 
     async def read(self, filter_subject: str | None = None, *, from_seq: int = 1, names: frozenset[str] | None = None,
-                   follow: bool = False, since: Any = None, decode_events: bool = True) -> AsyncIterator[ReadItem]:
-        filt = filter_subject or self.names.all_events
+                   follow: bool = False, since: Any = None, decode_events: bool = True,
+                   filter_subjects: Collection[str] | None = None,
+                   cursor: ReadCursor | None = None) -> AsyncIterator[ReadItem]:
+        """As ``JetStreamBus.read``, position markers of a filtered read included (at the end of the log before
+        ``CAUGHT_UP`` when following, and when ``cursor.want`` asks past what was yielded)."""
+        filters = read_subjects(self.names, filter_subject, filter_subjects)
+        filtered = filter_subjects is not None
         pos = max(1, from_seq)
+        position = pos - 1  # (filtered) every message of the filters up to here has been yielded
         caught_up = False
-        while True:
-            batch = [m for m in self.events.msgs[pos - 1:] if subject_matches(filt, m.subject)]
-            pos = self.events.last_seq + 1
-            for m in batch:
-                item = ReadItem(m.seq, m.subject, m.data)
-                if decode_events and (names is None or _type_of_subject(m.subject) in names):
-                    try:
-                        item.event = decode(m.data)
-                    except Exception as exc:
-                        item.error = f"{type(exc).__name__}: {exc}"
-                yield item
-            if not caught_up:
-                caught_up = True
-                yield CAUGHT_UP
-                if not follow:
-                    return
-            async with self.events.changed:
-                await self.events.changed.wait_for(lambda target=pos: self.events.last_seq >= target)  # type: ignore[misc]
+        poked = asyncio.Event()
+        notified: set[asyncio.Task[None]] = set()
+
+        def poke() -> None:
+            poked.set()
+            task = asyncio.ensure_future(self._notify())
+            notified.add(task)
+            task.add_done_callback(notified.discard)
+
+        if cursor is not None:
+            cursor.bind(poke)
+        try:
+            while True:
+                poked.clear()  # a ``want`` from here on wakes the wait below
+                batch = [m for m in self.events.msgs[pos - 1:] if any(subject_matches(f, m.subject) for f in filters)]
+                pos = self.events.last_seq + 1
+                for m in batch:
+                    item = ReadItem(m.seq, m.subject, m.data)
+                    if decode_events and (names is None or _type_of_subject(m.subject) in names):
+                        try:
+                            item.event = decode(m.data)
+                        except Exception as exc:
+                            item.error = f"{type(exc).__name__}: {exc}"
+                    position = m.seq
+                    yield item
+                asked = cursor is not None and cursor.wanted > position
+                if filtered and follow and (asked or not caught_up) and pos - 1 > position:
+                    position = pos - 1
+                    yield position_marker(position)
+                if not caught_up:
+                    caught_up = True
+                    yield CAUGHT_UP
+                    if not follow:
+                        return
+                async with self.events.changed:
+                    await self.events.changed.wait_for(
+                        lambda target=pos: self.events.last_seq >= target or poked.is_set()  # type: ignore[misc]
+                    )
+        finally:
+            if cursor is not None:
+                cursor.bind(None)
+
+    async def _notify(self) -> None:
+        async with self.events.changed:
+            self.events.changed.notify_all()
 
     async def consume(self, durable: str, filter_subject: str, handler: Handler, *, stream: str = "events",
                       policy: ConsumerPolicy | None = None, decoder: Decoder | None = None) -> _Durable:

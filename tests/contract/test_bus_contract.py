@@ -17,7 +17,7 @@ from shared.bus import (
     after,
     wait_until,
 )
-from shared.events import DecisionApproved, DecisionPostStarted, new_event_id
+from shared.events import DecisionApproved, DecisionPostStarted, DecisionRejected, new_event_id
 
 pytestmark = pytest.mark.integration
 NOW = datetime(2026, 11, 24, tzinfo=UTC)
@@ -158,6 +158,28 @@ async def test_replay_equals_live_state(any_bus) -> None:
     await p.stop()
     replayed = [it.event.decision_id async for it in bus.read() if not it.caught_up]
     assert replayed == live and len(live) == 50
+
+
+async def test_a_projection_with_names_gets_only_those_and_still_reads_to_the_end(any_bus) -> None:
+    """Filtered on the types it folds (both subject shapes): it receives those only, of every account, and its
+    position still reaches the end of the log (caught up, ``wait_for`` an event it does not fold)."""
+    bus = any_bus
+    rejected = [DecisionRejected(event_id=new_event_id(), occurred_at=NOW, decision_id=f"r{i}") for i in range(3)]
+    await bus.publish_many([approved("d1"), rejected[0], DecisionApproved(event_id=new_event_id(), occurred_at=NOW, decision_id="d2", account="acme"), rejected[1]])
+    got: list[tuple[str, str]] = []
+    p = Projection(bus, lambda it: got.append((it.event.account, it.event.decision_id)), name="filtered",
+                   names=frozenset({"decision.approved"}))
+    p.start()
+    await p.wait_caught_up(10)
+    assert p.applied_seq == await bus.last_seq() == 4 and p.received == 2 and p.applied_count == 4
+    a = await bus.publish(approved("d3"))
+    b = await bus.publish(rejected[2])
+    await p.wait_for(b, timeout=5)
+    assert p.applied_seq >= b > a and p.received == 3
+    await p.stop()
+    assert got == [("default", "d1"), ("acme", "d2"), ("default", "d3")]
+    replayed = [it async for it in bus.read(filter_subjects=p.filter_subjects, names=p.names) if not it.caught_up]
+    assert [it.event.decision_id for it in replayed] == ["d1", "d2", "d3"] and not any(it.position for it in replayed)
 
 
 async def test_concurrency_bound(any_bus) -> None:
