@@ -112,14 +112,14 @@ def run_rng(seed: int, run_id: str) -> np.random.Generator:
     return np.random.default_rng(int.from_bytes(digest[:8], "little"))
 
 
-async def plan_job(cmd: Command, deps: PlanDeps) -> dict[str, int]:
+async def plan_job(cmd: Command, deps: PlanDeps, *, caught_up: bool = False) -> dict[str, int]:
     """One ``plan`` run. Returns counts: queued, skipped, failed, duplicate (and ``_skipped`` when nothing ran)."""
     async with deps.lock:
-        return await _plan(cmd, deps)
+        return await _plan(cmd, deps, caught_up)
 
 
-async def _plan(cmd: Command, deps: PlanDeps) -> dict[str, int]:
-    if deps.catch_up is not None:
+async def _plan(cmd: Command, deps: PlanDeps, caught_up: bool = False) -> dict[str, int]:
+    if deps.catch_up is not None and not caught_up:  # a run of many accounts catches up once, first
         await deps.catch_up()
     flags = deps.flags()
     live = flags.live

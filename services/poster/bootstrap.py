@@ -135,9 +135,15 @@ async def build(ctx: ServiceContext) -> ServiceParts:
         total: Counter[str] = Counter()
         accounts = job_accounts(cmd, ctx)
         failure: BaseException | None = None
+        await ctx.catch_up()  # once for the run
+        current = ctx.flags.current()
         for profile in accounts:
+            poster = poster_for(profile.id)
+            if not poster.has_work(ctx.accounts.flags_for(profile.id, current)):
+                total.update({"due": 0, "_skipped": 1})
+                continue
             try:
-                total.update(await poster_for(profile.id).run(cmd))
+                total.update(await poster.run(cmd, caught_up=True))
             except Exception as exc:
                 log.exception("posting run failed for one account", account=profile.id, run_id=cmd.run_id)
                 failure = failure or exc

@@ -129,9 +129,19 @@ class Poster:
         self.logged_out: str | None = None  # why, while the session is logged out
 
     # -------------------------------------------------------------------------------------------- run
-    async def run(self, cmd: Command) -> dict[str, int]:
+    def has_work(self, flags: Flags) -> bool:
+        """Anything this account's run would look at now: a due decision (an attempt in doubt is due), or a
+        logged-out session to check. Cheap (the state and the flags in hand), so a run over many accounts
+        spends no round trip on an account with nothing to do."""
+        if self.logged_out:
+            return True
+        return bool(self.state.due(self.clock.now(), flags.MODE, flags.REQUIRE_APPROVAL, 1,
+                                   retry_base_seconds=self.policy.retry_base_seconds))
+
+    async def run(self, cmd: Command, *, caught_up: bool = False) -> dict[str, int]:
         counts: Counter[str] = Counter()
-        await self.catch_up(None)
+        if not caught_up:
+            await self.catch_up(None)
         flags = await self.flags()
         mode = flags.MODE
         simulated = mode != "live"

@@ -74,8 +74,9 @@ async def wire(ctx: ServiceContext) -> tuple[ReplyDeps, ServiceParts]:
     async def reply(cmd: Command) -> dict[str, int]:
         total: Counter[str] = Counter()
         accounts = job_accounts(cmd, ctx)
+        await d.catch_up()  # once for the run: every account's state is then as new as the log
         for profile in accounts:
-            total.update(await reply_job(cmd, deps_for(profile.id)))
+            total.update(await reply_job(cmd, deps_for(profile.id), caught_up=True))
         counts = dict(total)
         skipped = counts.pop("_skipped", 0)
         if accounts and skipped >= len(accounts):

@@ -111,13 +111,13 @@ async def read_candidates(x: XAccount, deps: ReplyDeps) -> tuple[list[TweetView]
     return tweets, errors
 
 
-async def reply_job(cmd: Command, deps: ReplyDeps) -> dict[str, int]:
+async def reply_job(cmd: Command, deps: ReplyDeps, *, caught_up: bool = False) -> dict[str, int]:
     async with deps.lock:
-        return await _reply(cmd, deps)
+        return await _reply(cmd, deps, caught_up)
 
 
-async def _reply(cmd: Command, deps: ReplyDeps) -> dict[str, int]:
-    if deps.catch_up is not None:
+async def _reply(cmd: Command, deps: ReplyDeps, caught_up: bool = False) -> dict[str, int]:
+    if deps.catch_up is not None and not caught_up:  # a run of many accounts catches up once, first
         await deps.catch_up()
     flags = deps.flags()
     live = flags.live

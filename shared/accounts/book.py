@@ -9,6 +9,7 @@ a restart, and a restart with an unchanged file does not undo it. The file names
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -121,26 +122,35 @@ async def publish_configured(bus: Any, book: AccountBook, profile: AccountProfil
 
 
 async def record_accounts(bus: Any, profiles: Sequence[AccountProfile], source: str, *,
-                          attempts: int = 3) -> AccountBook:
+                          attempts: int = 20) -> AccountBook:
     """The book at start: the log's configurations, plus one ``account.configured`` for each account of
     ``profiles`` whose digest is not the one last applied from the file (new, or the file changed). Several
-    services starting at once write each change once: the loser of a guarded write reads the log again."""
+    services starting at once write each change once: the loser of a guarded write reads that account's
+    history again and writes only if the winner recorded something else."""
     from shared.bus import WrongSequence
 
-    for _ in range(attempts):
-        book = await read_book(bus)
-        try:
-            for p in profiles:
-                if book.file_digest.get(p.id) != profile_digest(p):
-                    seq = await publish_configured(bus, book, p, source)
-                    log.info("account configured", account=p.id, source=source, seq=seq,
-                             topics=len(p.topics), publisher=p.publisher)
-        except WrongSequence:
-            continue  # another service recorded the same file first: look again
-        # the file names the accounts served; each as the log last configured it (an admin change stands)
-        book.profiles = {p.id: book.profiles.get(p.id, p) for p in profiles}
-        return book
-    raise RuntimeError(f"could not record the accounts after {attempts} attempts (the log kept moving)")
+    book = await read_book(bus)
+    for p in profiles:
+        digest = profile_digest(p)
+        for attempt in range(attempts):
+            if book.file_digest.get(p.id) == digest:
+                break
+            try:
+                seq = await publish_configured(bus, book, p, source)
+            except WrongSequence:
+                for item in await bus.aggregate_history("account", p.id, p.id):
+                    if item.event is not None:
+                        book.apply(item.event, item.seq)
+                await asyncio.sleep(0.01 * attempt)
+                continue
+            log.info("account configured", account=p.id, source=source, seq=seq, topics=len(p.topics),
+                     publisher=p.publisher)
+            break
+        else:
+            raise RuntimeError(f"could not record account {p.id!r} after {attempts} attempts (the log kept moving)")
+    # the file names the accounts served; each as the log last configured it (an admin change stands)
+    book.profiles = {p.id: book.profiles.get(p.id, p) for p in profiles}
+    return book
 
 
 def accounts_source(environ: Mapping[str, str]) -> str:

@@ -186,3 +186,15 @@ def test_xbot_accounts_apply_records_what_changed_once(bus: JetStreamBus, nats_u
     listed = xbot("list", "--file", str(EXAMPLE))
     assert listed.returncode == 0 and listed.stdout.count("[as recorded]") == 2
     assert "posting disabled" in listed.stdout  # the lawyer's override
+
+
+async def test_six_services_starting_at_once_record_fifty_accounts_once_each(bus: JetStreamBus) -> None:
+    from shared.accounts import parse_accounts
+    from shared.accounts.book import record_accounts
+
+    text = "".join(f'[[account]]\nid = "a{i}"\ntopics = ["t{i}"]\n' for i in range(50))
+    profiles = parse_accounts(text, "accounts.toml", {})
+    books = await asyncio.gather(*(record_accounts(bus, profiles, "file:accounts.toml") for _ in range(6)))
+    configured = await events(bus, "account.configured")
+    assert sorted(e.account for e in configured) == sorted(p.id for p in profiles)  # each exactly once
+    assert all(b.ids() == [p.id for p in profiles] for b in books)
