@@ -67,9 +67,11 @@ async def _learn_job(cmd: Command, deps: LearnerDeps) -> dict[str, int]:
         )
         if isinstance(result, Skip):
             if result.reason == "insufficient_outcomes":
-                log.warning(result.message, outcomes=result.outcomes, mode=flags.MODE)
-            else:
+                log.warning(result.message, outcomes=result.outcomes, mode=flags.MODE, account=deps.account)
+            elif deps.account == DEFAULT_ACCOUNT:
                 log.info(result.message, outcomes=result.outcomes, mode=flags.MODE)
+            else:  # nothing new for one of many accounts: not a line per account per run
+                log.debug(result.message, outcomes=result.outcomes, mode=flags.MODE, account=deps.account)
             return {"_skipped": 1, "outcomes": result.outcomes}
         assert isinstance(result, Trained)
         model = result.model
