@@ -21,7 +21,7 @@ from shared.bus import (
     StreamSettings,
     wait_until,
 )
-from shared.events import DecisionApproved, encode, new_event_id
+from shared.events import SCHEMA_VERSION, DecisionApproved, encode, new_event_id
 from xbot.embedded import EmbeddedNats, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
@@ -137,7 +137,7 @@ async def test_three_node_cluster_survives_a_node_kill(tmp_path: Path) -> None:
 
 MALFORMED = [
     b"", b"null", b"{}", b"[1,2]", b"\xff\xfe", b'{"type":"decision.queued"}', b'{"type":"unknown.thing","event_id":"x"}',
-    encode(ev(1)).replace(b'"schema":1', b'"schema":2'), b"{" * 5000, b'{"type":"decision.approved","event_id":1}',
+    encode(ev(1)).replace(b'"schema":%d' % SCHEMA_VERSION, b'"schema":%d' % (SCHEMA_VERSION + 1)), b"{" * 5000, b'{"type":"decision.approved","event_id":1}',
 ]
 
 
