@@ -20,9 +20,11 @@ install: $(STAMP)
 up: install
 	$(BIN)/xbot up
 
-## make test: the whole suite, unit to e2e, against real servers the harness starts
+## make test: the whole suite, unit to e2e, against real servers the harness starts (in TEST_WORKERS
+## processes, 2 by default, a test file per worker at a time, each worker with its own nats-server and PostgreSQL)
+TEST_WORKERS ?= 2
 test: install
-	SOAK_SECONDS=$${SOAK_SECONDS:-40} $(BIN)/python -m pytest -q -p no:cacheprovider
+	SOAK_SECONDS=$${SOAK_SECONDS:-40} $(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile
 
 ## make soak: the full two-minute soak (all six services, random kill -9s; SOAK_SECONDS / SOAK_SEED to vary)
 soak: install
