@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -90,10 +91,13 @@ async def run(quick: bool, only: list[str] | None, progress: Callable[[str], Non
                 continue
             progress(f"[{name}] start")
             limit = QUICK_LIMIT_S if quick else FULL_LIMIT_S
+            t0 = time.monotonic()
             try:
                 rows += await asyncio.wait_for(fn(ctx), timeout=limit)
-            except TimeoutError:
-                rows.append(Row(name, None, "", note=f"failed: not done after {limit:.0f} s (last step: {last[0]})"))
+            except TimeoutError as exc:
+                took = time.monotonic() - t0
+                why = f"not done after {limit:.0f} s" if took >= limit - 1 else f"timed out after {took:.0f} s ({exc})"
+                rows.append(Row(name, None, "", note=f"failed: {why} (last step: {last[0]})"))
             except Exception as exc:
                 rows.append(Row(name, None, "", note=f"failed: {type(exc).__name__}: {exc}"))
     finally:
