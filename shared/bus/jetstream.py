@@ -269,7 +269,7 @@ class JetStreamBus:
         for stream in (n.events_stream, n.commands_stream, n.dlq_stream):
             with contextlib.suppress(Exception):
                 await self.js.delete_stream(stream)
-        for base in ("flags", "budget"):
+        for base in ("flags", "budget", "leases"):
             with contextlib.suppress(Exception):
                 await self.js.delete_key_value(n.bucket(base))
         with contextlib.suppress(Exception):
