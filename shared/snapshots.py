@@ -100,6 +100,22 @@ def encode_state(state: Any) -> tuple[str, bytes]:
     return "pickle", zlib.compress(pickle.dumps(vars(state), protocol=pickle.HIGHEST_PROTOCOL), 1)
 
 
+def restore_per_account(current: dict[str, Any], restored: dict[str, Any], empty: Any) -> None:
+    """Restore a state of per-account states in place: an account's state object already handed out (to a job's
+    dependencies) is the one that now holds its restored attributes; an account the snapshot does not have is
+    reset with ``empty()``. The ``restore_attributes`` of each per-account container calls this."""
+    for account, inner in restored.items():
+        held = current.get(account)
+        if held is None:
+            current[account] = inner
+        else:
+            vars(held).clear()
+            vars(held).update(vars(inner))
+    for account in set(current) - set(restored):
+        vars(current[account]).clear()
+        vars(current[account]).update(vars(empty()))
+
+
 def restore_into(state: Any, blob: bytes, codec: str = "pickle") -> None:
     """Replace ``state``'s attributes in place (handlers and closures keep their reference to the object)."""
     raw = zlib.decompress(blob)

@@ -49,6 +49,7 @@ from shared.events import (
 )
 from shared.learning import bandits
 from shared.learning.arms import CONTENT_SCOPE, REPLY_SCOPE, hour_of_timing_arm
+from shared.snapshots import restore_per_account
 
 MIN_OUTCOMES = 5
 MODEL_SCOPE = "main"
@@ -186,20 +187,8 @@ class LearnerAccounts:
         return state
 
     def restore_attributes(self, loaded: dict[str, Any]) -> None:
-        """A snapshot's attributes, restored so that an account's state already handed out (to a job's
-        dependencies, the trigger) is the object that now holds the restored state."""
-        restored: dict[str, LearnerState] = loaded["accounts"]
-        for account, inner in restored.items():
-            current = self.accounts.get(account)
-            if current is None:
-                self.accounts[account] = inner
-            else:
-                vars(current).clear()
-                vars(current).update(vars(inner))
-        for account in set(self.accounts) - set(restored):
-            vars(self.accounts[account]).clear()
-            vars(self.accounts[account]).update(vars(LearnerState()))
-
+        """A snapshot's attributes, restored in place (``shared.snapshots.restore_per_account``)."""
+        restore_per_account(self.accounts, loaded["accounts"], LearnerState)
 
 def evolve_accounts(states: LearnerAccounts, event: object, seq: int = 0) -> LearnerAccounts:
     """Apply one event to its own account's state (an event the learner does not fold creates no state)."""

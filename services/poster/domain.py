@@ -32,6 +32,7 @@ from shared.events import (
 )
 from shared.flags import Flags
 from shared.gates.text import normalize_for_hash
+from shared.snapshots import restore_per_account
 from shared.x.port import (
     TweetView,
     XAutomatedError,
@@ -368,16 +369,8 @@ class PosterStates:
             self.of(item.event.account).evolve(item.event, item.seq)
 
     def restore_attributes(self, loaded: dict[str, Any]) -> None:
-        for account, restored in loaded["accounts"].items():
-            current = self.accounts.get(account)
-            if current is None:
-                self.accounts[account] = restored
-            else:
-                vars(current).clear()
-                vars(current).update(vars(restored))
-        for account in set(self.accounts) - set(loaded["accounts"]):
-            vars(self.accounts[account]).clear()
-            vars(self.accounts[account]).update(vars(PosterState()))
+        """A snapshot's attributes, restored in place (``shared.snapshots.restore_per_account``)."""
+        restore_per_account(self.accounts, loaded["accounts"], PosterState)
 
     def counts(self) -> dict[str, int]:
         total: dict[str, int] = {}

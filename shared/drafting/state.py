@@ -47,6 +47,7 @@ from shared.events import (
     ModelUpdated,
 )
 from shared.gates import RotationWindow, UniquenessIndex
+from shared.snapshots import restore_per_account
 
 POST_TYPES = frozenset({"single", "thread"})
 REPLY_WINDOW = timedelta(hours=24)
@@ -386,20 +387,9 @@ class AccountDrafts:
         return state
 
     def restore_attributes(self, loaded: dict[str, Any]) -> None:
-        """A snapshot's attributes, restored so that an account's state already handed out (to a job's
-        dependencies) is the object that now holds the restored state."""
+        """A snapshot's attributes, restored in place (``shared.snapshots.restore_per_account``)."""
         self.uniqueness_window_days = loaded["uniqueness_window_days"]
-        for account, restored in loaded["accounts"].items():
-            current = self.accounts.get(account)
-            if current is None:
-                self.accounts[account] = restored
-            else:
-                vars(current).clear()
-                vars(current).update(vars(restored))
-        for account in set(self.accounts) - set(loaded["accounts"]):
-            fresh = RecentDecisions.empty(uniqueness_window_days=self.uniqueness_window_days)
-            vars(self.accounts[account]).clear()
-            vars(self.accounts[account]).update(vars(fresh))
+        restore_per_account(self.accounts, loaded["accounts"], lambda: RecentDecisions.empty(uniqueness_window_days=self.uniqueness_window_days))
 
     def apply(self, event: Any) -> None:
         account = getattr(event, "account", None)
