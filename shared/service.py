@@ -11,6 +11,7 @@ import signal
 import socket
 import time
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -103,6 +104,20 @@ def job_accounts(cmd: Command, ctx: ServiceContext) -> list[AccountProfile]:
     if ctx.leases is not None and cmd.requested_by == "schedule":
         return [p for p in ctx.accounts if ctx.leases.holds(p.id)]  # this replica's share
     return list(ctx.accounts)
+
+
+def combine_counts(per_account: Sequence[Mapping[str, int]]) -> dict[str, int]:
+    """One job's counts over the accounts it ran for: summed; ``_skipped`` only when every account's run was."""
+    total: Counter[str] = Counter()
+    skipped = 0
+    for counts in per_account:
+        counts = dict(counts)
+        skipped += counts.pop("_skipped", 0) > 0
+        total.update(counts)
+    out = dict(total)
+    if per_account and skipped >= len(per_account):
+        out["_skipped"] = 1
+    return out
 
 
 #: how a job command is consumed: one at a time, redelivered up to ``max_deliver`` times after a failure

@@ -23,6 +23,7 @@ import structlog
 from shared.clock import Clock
 from shared.events import DEFAULT_ACCOUNT, Command, Event, OutcomeRecorded
 from shared.flags import Flags, is_real_analytics_allowed
+from shared.service import combine_counts
 from shared.x.port import TweetMetrics, XAccount, XAutomatedError, XError, XLoggedOut, XRateLimited
 
 from .config import CollectorSettings
@@ -103,16 +104,7 @@ async def collect(cmd: Command, deps: CollectorDeps) -> dict[str, int]:
     targets = list(deps.accounts(cmd)) if deps.accounts is not None else [deps.default_account()]
     if len(targets) == 1:
         return await _collect_account(cmd, deps, targets[0])
-    total: Counter[str] = Counter()
-    skipped = 0
-    for acct in targets:
-        counts = dict(await _collect_account(cmd, deps, acct))
-        skipped += counts.pop("_skipped", 0) > 0
-        total.update(counts)
-    out = dict(total)
-    if targets and skipped >= len(targets):
-        out["_skipped"] = 1
-    return out
+    return combine_counts([await _collect_account(cmd, deps, acct) for acct in targets])
 
 
 async def _collect_account(cmd: Command, deps: CollectorDeps, acct: AccountCollect) -> dict[str, int]:

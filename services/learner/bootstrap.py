@@ -3,13 +3,11 @@ the every-N-outcomes trigger (per account)."""
 
 from __future__ import annotations
 
-from collections import Counter
-
 import structlog
 
 from shared.bus import ReadItem, after
 from shared.events import DEFAULT_ACCOUNT, Command, ModelUpdated, OutcomeRecorded
-from shared.service import ServiceContext, ServiceParts, job_accounts
+from shared.service import ServiceContext, ServiceParts, combine_counts, job_accounts
 
 from .config import LearnerSettings
 from .domain import INTERESTED, LearnerAccounts, evolve_accounts
@@ -25,20 +23,14 @@ def combine(per_account: dict[str, dict[str, int]]) -> dict[str, int]:
     when every account skipped."""
     if len(per_account) == 1:
         return next(iter(per_account.values()))
-    total: Counter[str] = Counter()
-    skipped = 0
+    renamed = []
     for account, counts in per_account.items():
         counts = dict(counts)
-        skipped += counts.pop("_skipped", 0) > 0
         version = counts.pop("version", None)
         if version is not None:
-            total[f"version.{account}"] = version
-            total["models"] += 1
-        total.update(counts)
-    out = dict(total)
-    if per_account and skipped >= len(per_account):
-        out["_skipped"] = 1
-    return out
+            counts.update({f"version.{account}": version, "models": 1})
+        renamed.append(counts)
+    return combine_counts(renamed)
 
 
 async def build(ctx: ServiceContext) -> ServiceParts:

@@ -3,13 +3,11 @@ health), then what is the planner's own: its dependencies per account, the job, 
 
 from __future__ import annotations
 
-from collections import Counter
-
 from shared.drafting import wire_drafting
 from shared.drafting.voice import voice_of
 from shared.events import DEFAULT_ACCOUNT, Command
 from shared.learning.predictors import predict_er
-from shared.service import ServiceContext, ServiceParts, job_accounts
+from shared.service import ServiceContext, ServiceParts, combine_counts, job_accounts
 
 from .config import PlannerSettings
 from .handlers import PlanDeps, plan_job
@@ -58,16 +56,8 @@ async def wire(ctx: ServiceContext) -> tuple[PlanDeps, ServiceParts]:
         return deps
 
     async def plan(cmd: Command) -> dict[str, int]:
-        total: Counter[str] = Counter()
-        accounts = job_accounts(cmd, ctx)
         await d.catch_up()  # once for the run: every account's state is then as new as the log
-        for profile in accounts:
-            total.update(await plan_job(cmd, deps_for(profile.id), caught_up=True))
-        counts = dict(total)
-        skipped = counts.pop("_skipped", 0)
-        if accounts and skipped >= len(accounts):  # skipped only when skipped for every account
-            counts["_skipped"] = 1
-        return counts
+        return combine_counts([await plan_job(cmd, deps_for(p.id), caught_up=True) for p in job_accounts(cmd, ctx)])
 
     return deps_for(DEFAULT_ACCOUNT), d.parts(jobs={"plan": plan},
                                               schedules={"plan": s.PLAN_INTERVAL_MINUTES * 60.0})

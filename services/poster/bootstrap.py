@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Any
 
 import structlog
@@ -10,7 +9,7 @@ import structlog
 from shared.errors import ConfigError
 from shared.events import DEFAULT_ACCOUNT, Command
 from shared.flags import Flags, is_posting_allowed
-from shared.service import ServiceContext, ServiceParts, job_accounts
+from shared.service import ServiceContext, ServiceParts, combine_counts, job_accounts
 from shared.x.factory import Submitted, account_settings, open_account
 from shared.x.port import XAccount
 
@@ -132,7 +131,7 @@ async def build(ctx: ServiceContext) -> ServiceParts:
         """One posting run for every account (or ``params.account``), one after another. An account whose run
         fails does not stop the others': the failure is raised once they have all run (the command is then
         redelivered; what was posted is in the log, and every claim is guarded)."""
-        total: Counter[str] = Counter()
+        per_account: list[dict[str, int]] = []
         accounts = job_accounts(cmd, ctx)
         failure: BaseException | None = None
         await ctx.catch_up()  # once for the run
@@ -140,20 +139,16 @@ async def build(ctx: ServiceContext) -> ServiceParts:
         for profile in accounts:
             poster = poster_for(profile.id)
             if not poster.has_work(ctx.accounts.flags_for(profile.id, current)):
-                total.update({"due": 0, "_skipped": 1})
+                per_account.append({"due": 0, "_skipped": 1})
                 continue
             try:
-                total.update(await poster.run(cmd, caught_up=True))
+                per_account.append(await poster.run(cmd, caught_up=True))
             except Exception as exc:
                 log.exception("posting run failed for one account", account=profile.id, run_id=cmd.run_id)
                 failure = failure or exc
         if failure is not None:
             raise failure
-        counts = dict(total)
-        skipped = counts.pop("_skipped", 0)
-        if accounts and skipped >= len(accounts):
-            counts["_skipped"] = 1
-        return counts
+        return combine_counts(per_account)
 
     def ready() -> bool:
         """Unready only when every account's session is logged out (one account in trouble never takes the

@@ -3,14 +3,13 @@ health), then what is the replier's own: the X port and its dependencies per acc
 
 from __future__ import annotations
 
-from collections import Counter
 from datetime import timedelta
 
 from shared.drafting import wire_drafting
 from shared.drafting.voice import voice_of
 from shared.events import DEFAULT_ACCOUNT, Command
 from shared.learning.predictors import predict_er
-from shared.service import ServiceContext, ServiceParts, job_accounts
+from shared.service import ServiceContext, ServiceParts, combine_counts, job_accounts
 from shared.x.factory import account_settings, browser_opener, simulated_account
 
 from .config import ReplierSettings
@@ -72,16 +71,9 @@ async def wire(ctx: ServiceContext) -> tuple[ReplyDeps, ServiceParts]:
         return deps
 
     async def reply(cmd: Command) -> dict[str, int]:
-        total: Counter[str] = Counter()
-        accounts = job_accounts(cmd, ctx)
         await d.catch_up()  # once for the run: every account's state is then as new as the log
-        for profile in accounts:
-            total.update(await reply_job(cmd, deps_for(profile.id), caught_up=True))
-        counts = dict(total)
-        skipped = counts.pop("_skipped", 0)
-        if accounts and skipped >= len(accounts):
-            counts["_skipped"] = 1
-        return counts
+        return combine_counts([await reply_job(cmd, deps_for(p.id), caught_up=True)
+                               for p in job_accounts(cmd, ctx)])
 
     return deps_for(DEFAULT_ACCOUNT), d.parts(jobs={"reply": reply},
                                               schedules={"reply": s.REPLY_INTERVAL_MINUTES * 60.0})
